@@ -1,0 +1,3 @@
+from .sample import SampleError, SkeletonSample
+
+__all__ = ["SkeletonSample", "SampleError"]

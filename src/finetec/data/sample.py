@@ -1,0 +1,164 @@
+"""The one sample representation every reader produces and every transform consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SkeletonSample", "SampleError"]
+
+
+class SampleError(ValueError):
+    """A skeleton sample is malformed; the message says which sample and what is wrong."""
+
+
+@dataclass
+class SkeletonSample:
+    """One skeleton sequence.
+
+    keypoint: ``[M, T, V, C]`` float32 (M persons, T frames, V joints, C = 2 or 3).
+    score:    ``[M, T, V]`` float32 joint confidences/visibility; 0 marks a missing joint. ``None`` = all 1.
+    mask:     ``[T]`` bool, True where the frame is valid (observed). Dropped/undetected frames are False.
+    label:    class index (``-1`` when unknown).
+    id:       unique sample id (PYSKL's ``frame_dir``); corruption of evaluation sets is seeded from it.
+    img_shape: ``(h, w)`` of the source images, or ``None`` for 3D / already-normalised data.
+    layout:   name of the joint layout.
+    meta:     anything else a reader keeps (e.g. Penn's bbox, viewpoint); never used by models.
+    """
+
+    keypoint: np.ndarray
+    label: int = -1
+    id: str = ""
+    score: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    img_shape: tuple[int, int] | None = None
+    layout: str = "coco17"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        kp = np.asarray(self.keypoint)
+        if kp.ndim == 3:  # [T, V, C] single person
+            kp = kp[None]
+        if kp.ndim != 4:
+            raise SampleError(f"sample {self.id!r}: keypoint must be [M, T, V, C], got shape {kp.shape}")
+        if kp.shape[-1] not in (2, 3):
+            raise SampleError(f"sample {self.id!r}: keypoint last dim C must be 2 or 3, got {kp.shape[-1]}")
+        self.keypoint = kp.astype(np.float32, copy=False)
+        M, T, V, _ = kp.shape
+        if self.score is not None:
+            s = np.asarray(self.score, dtype=np.float32)
+            if s.ndim == 2:
+                s = s[None]
+            if s.shape != (M, T, V):
+                raise SampleError(f"sample {self.id!r}: score shape {s.shape} does not match keypoint {(M, T, V)}")
+            self.score = s
+        if self.mask is None:
+            self.mask = np.ones(T, dtype=bool)
+        else:
+            m = np.asarray(self.mask).astype(bool)
+            if m.shape != (T,):
+                raise SampleError(f"sample {self.id!r}: mask shape {m.shape} does not match T={T}")
+            self.mask = m
+        if self.img_shape is not None:
+            self.img_shape = (int(self.img_shape[0]), int(self.img_shape[1]))
+
+    @property
+    def num_person(self) -> int:
+        return self.keypoint.shape[0]
+
+    @property
+    def num_frames(self) -> int:
+        return self.keypoint.shape[1]
+
+    @property
+    def num_joints(self) -> int:
+        return self.keypoint.shape[2]
+
+    @property
+    def scores(self) -> np.ndarray:
+        """Scores, with all-ones when the sample carries none."""
+        if self.score is None:
+            return np.ones(self.keypoint.shape[:3], dtype=np.float32)
+        return self.score
+
+    def copy(self, **changes: Any) -> "SkeletonSample":
+        """A deep copy of the arrays, with ``changes`` applied."""
+        base = dict(
+            keypoint=self.keypoint.copy(),
+            score=None if self.score is None else self.score.copy(),
+            mask=self.mask.copy(),
+            meta=dict(self.meta),
+        )
+        base.update(changes)
+        return replace(self, **base)
+
+    def validate(self, num_joints: int | None = None, *, where: str = "") -> "SkeletonSample":
+        """Raise :class:`SampleError` for NaN/inf coordinates, empty or all-dropped sequences, or wrong joint count.
+
+        Missing joints must be encoded with score 0, not NaN; a reader that meets NaN converts it explicitly.
+        """
+        tag = f"sample {self.id!r}" + (f" ({where})" if where else "")
+        if self.num_frames == 0 or self.num_person == 0:
+            raise SampleError(f"{tag}: empty sequence (keypoint shape {self.keypoint.shape})")
+        if num_joints is not None and self.num_joints != num_joints:
+            raise SampleError(f"{tag}: has {self.num_joints} joints, expected {num_joints} for layout {self.layout!r}")
+        bad = ~np.isfinite(self.keypoint)
+        if bad.any():
+            m, t, v, _ = np.argwhere(bad)[0]
+            raise SampleError(
+                f"{tag}: {int(bad.any(-1).sum())} joint(s) have NaN/inf coordinates, first at person {m}, "
+                f"frame {t}, joint {v}; mark missing joints with score 0 instead"
+            )
+        if not self.mask.any():
+            raise SampleError(f"{tag}: all {self.num_frames} frames are dropped (mask is all False)")
+        return self
+
+    # PYSKL annotation dict <-> sample -------------------------------------------------
+    def to_pyskl(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "frame_dir": self.id,
+            "label": int(self.label),
+            "total_frames": int(self.num_frames),
+            "keypoint": self.keypoint,
+        }
+        if self.img_shape is not None:
+            d["img_shape"] = tuple(self.img_shape)
+            d["original_shape"] = tuple(self.img_shape)
+        if self.score is not None:
+            d["keypoint_score"] = self.score
+        if not self.mask.all():
+            d["frame_mask"] = self.mask
+        for k, v in self.meta.items():
+            d.setdefault(k, v)
+        return d
+
+    @classmethod
+    def from_pyskl(cls, d: dict[str, Any], layout: str = "coco17", where: str = "") -> "SkeletonSample":
+        tag = f"annotation {d.get('frame_dir', '?')!r}" + (f" in {where}" if where else "")
+        if "keypoint" not in d:
+            raise SampleError(f"{tag}: no 'keypoint' entry")
+        kp = np.asarray(d["keypoint"], dtype=np.float32)
+        score = d.get("keypoint_score")
+        if kp.ndim != 4:
+            raise SampleError(f"{tag}: 'keypoint' must be [M, T, V, C], got shape {kp.shape}")
+        if score is None and kp.shape[-1] == 3 and d.get("keypoint_is_3d") is not True and "img_shape" in d:
+            # PYSKL 2D data sometimes packs the score as the third channel
+            kp, score = kp[..., :2], kp[..., 2]
+        known = {"frame_dir", "label", "total_frames", "keypoint", "keypoint_score", "img_shape", "original_shape",
+                 "frame_mask"}
+        meta = {k: v for k, v in d.items() if k not in known}
+        try:
+            return cls(
+                keypoint=kp,
+                score=None if score is None else np.asarray(score, dtype=np.float32),
+                mask=d.get("frame_mask"),
+                label=int(d.get("label", -1)),
+                id=str(d.get("frame_dir", "")),
+                img_shape=d.get("img_shape"),
+                layout=layout,
+                meta=meta,
+            )
+        except SampleError as e:
+            raise SampleError(f"{tag}: {e}") from e
