@@ -95,7 +95,8 @@ class SkeletonSample:
         return replace(self, **base)
 
     def validate(self, num_joints: int | None = None, *, where: str = "") -> "SkeletonSample":
-        """Raise :class:`SampleError` for NaN/inf coordinates, empty or all-dropped sequences, or wrong joint count.
+        """Raise :class:`SampleError` for NaN/inf coordinates or scores, empty or all-dropped sequences, or a wrong
+        joint count.
 
         Missing joints must be encoded with score 0, not NaN; a reader that meets NaN converts it explicitly.
         """
@@ -111,6 +112,9 @@ class SkeletonSample:
                 f"{tag}: {int(bad.any(-1).sum())} joint(s) have NaN/inf coordinates, first at person {m}, "
                 f"frame {t}, joint {v}; mark missing joints with score 0 instead"
             )
+        if self.score is not None and not np.isfinite(self.score).all():
+            m, t, v = np.argwhere(~np.isfinite(self.score))[0]
+            raise SampleError(f"{tag}: non-finite score at person {m}, frame {t}, joint {v}")
         if not self.mask.any():
             raise SampleError(f"{tag}: all {self.num_frames} frames are dropped (mask is all False)")
         return self

@@ -3,9 +3,10 @@
 A :class:`Layout` is read from a YAML file (the built-in ones live in ``layouts/data``) or from a dict with the
 keys ``name``, ``joints`` (names, in storage order), ``center``, ``edges`` (child -> parent pairs of joint names,
 PYSKL's "inward" edges), ``flip_pairs``, ``regions`` (the five body regions FineTec's decomposition uses:
-``head``, ``left_arm``, ``right_arm``, ``left_leg``, ``right_leg``) and optionally ``derived`` (joints this layout
-can build as the mean of other joints when converting into it) and ``aliases`` (per target layout, joint names that
-stand for a differently named joint there).
+``head``, ``left_arm``, ``right_arm``, ``left_leg``, ``right_leg``) and optionally ``bones`` (``joint: parent`` for
+every joint, the root its own parent; PYSKL's ``JointToBone`` pairs for the layouts PYSKL defines, which are not the
+tree of ``edges``), ``derived`` (joints this layout can build as the mean of other joints when converting into it)
+and ``aliases`` (per target layout, joint names that stand for a differently named joint there).
 
 Everything a model or transform needs from the skeleton topology comes from here: adjacency partitions, bone
 pairs, the flip permutation, the region index lists and mappings between layouts.
@@ -41,6 +42,7 @@ class Layout:
     regions: Mapping[str, tuple[int, ...]]
     derived: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     aliases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    bone_parents: tuple[int, ...] | None = None  # explicit parent per joint (``bones``); None = BFS tree of edges
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -64,6 +66,11 @@ class Layout:
 
         edges = tuple((idx(a, "edge"), idx(b, "edge")) for a, b in d["edges"])
         flips = tuple((idx(a, "flip pair"), idx(b, "flip pair")) for a, b in d.get("flip_pairs", []))
+        flipped = [j for pair in flips for j in pair]
+        if len(set(flipped)) != len(flipped):
+            twice = sorted({joints[j] for j in flipped if flipped.count(j) > 1})
+            raise LayoutError(f"layout {d['name']!r}: joints {twice} appear in more than one flip pair or are "
+                              "paired with themselves")
         regions_in = d.get("regions") or {}
         missing = [r for r in REGION_NAMES if r not in regions_in]
         if regions_in and missing:
@@ -72,7 +79,25 @@ class Layout:
         center = idx(d.get("center", 0), "center")
         derived = {str(k): tuple(str(x) for x in v) for k, v in (d.get("derived") or {}).items()}
         aliases = {str(k): {str(a): str(b) for a, b in v.items()} for k, v in (d.get("aliases") or {}).items()}
-        return cls(str(d["name"]), joints, center, edges, flips, regions, derived, aliases)
+        bone_parents = None
+        if d.get("bones") is not None:
+            bones = d["bones"]
+            pairs = bones.items() if isinstance(bones, Mapping) else bones
+            par = {}
+            for a, b in pairs:
+                par[idx(a, "bone")] = idx(b, "bone")
+            lacking = [joints[i] for i in range(len(joints)) if i not in par]
+            if lacking:
+                raise LayoutError(f"layout {d['name']!r}: bones give no parent for {lacking}")
+            for start in range(len(joints)):  # every chain must end at a root (a joint that is its own parent)
+                seen, j = set(), start
+                while par[j] != j:
+                    if j in seen:
+                        raise LayoutError(f"layout {d['name']!r}: bones form a cycle through {joints[j]!r}")
+                    seen.add(j)
+                    j = par[j]
+            bone_parents = tuple(par[i] for i in range(len(joints)))
+        return cls(str(d["name"]), joints, center, edges, flips, regions, derived, aliases, bone_parents)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Layout":
@@ -95,7 +120,10 @@ class Layout:
 
     @cached_property
     def parents(self) -> np.ndarray:
-        """Parent of each joint in the tree rooted at ``center`` (root is its own parent); BFS over the edges."""
+        """Parent of each joint (a root is its own parent): the layout's ``bones`` if given, else the BFS tree of
+        the edges rooted at ``center``."""
+        if self.bone_parents is not None:
+            return np.asarray(self.bone_parents, dtype=np.int64)
         nbrs: dict[int, list[int]] = {i: [] for i in range(self.num_joints)}
         for a, b in self.edges:
             nbrs[a].append(b)
@@ -166,24 +194,28 @@ class Layout:
         """How to build ``target`` joints from this layout's joints.
 
         Returns ``(src_index, derived)``: ``src_index[j]`` is the source joint for target joint ``j`` or -1, and
-        ``derived[j]`` lists source joints whose mean gives target joint ``j`` (from the target's ``derived``).
+        ``derived[j]`` lists source joints whose plain mean gives target joint ``j`` (from the target's
+        ``derived``; an index may repeat, weighting nested derivations correctly).
         """
         alias = self.aliases.get(target.name, {})
         src_names = {alias.get(n, n): i for i, n in enumerate(self.joints)}
         src_index = np.array([src_names.get(n, -1) for n in target.joints], dtype=np.int64)
         derived: dict[int, tuple[int, ...]] = {}
-        # resolve derived joints iteratively (a derived joint may depend on another derived one)
+        # resolve derived joints iteratively (a derived joint may depend on another derived one). Each part gets
+        # equal weight: part index tuples are repeated to a common length, so the plain mean over the returned
+        # (possibly repeated) indices is the mean of the parts' means.
         known = {n: (i,) for n, i in src_names.items()}
         changed = True
         while changed:
             changed = False
             for name, parts in target.derived.items():
-                if name in known or not all(p in known for p in parts):
+                if name in known or not parts or not all(p in known for p in parts):
                     continue
-                known[name] = tuple(sorted({i for p in parts for i in known[p]}))
+                lcm = int(np.lcm.reduce([len(known[p]) for p in parts]))
+                known[name] = tuple(sorted(i for p in parts for i in known[p] * (lcm // len(known[p]))))
                 changed = True
         for j, n in enumerate(target.joints):
-            if src_index[j] < 0 and n in known and len(known[n]) > 1:
+            if src_index[j] < 0 and n in known:
                 derived[j] = known[n]
         return src_index, derived
 
