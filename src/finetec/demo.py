@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="standard widths, full schedules, 10 test clips, fp32")
     p.add_argument("--models", nargs="+", default=list(BASELINES), choices=BASELINES)
     p.add_argument("--levels", nargs="+", default=list(LEVELS), choices=LEVELS)
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (quick preset default: 12)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (quick preset default: 8)")
     p.add_argument("--precision", default="bf16-mixed", help="quick preset precision (default bf16-mixed)")
     p.add_argument("--test-clips", type=int, default=1, help="quick preset test clips per sample")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers")
@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.epochs_set = args.epochs is not None
     if args.epochs is None:
-        args.epochs = 12
+        args.epochs = 8
     if "clean" not in args.levels:
         args.levels = ["clean"] + list(args.levels)
     run_demo(args)
