@@ -6,8 +6,8 @@
 3. Write ``results/<run>/report.md`` (one table: top-1, top-5, mean-class per model per level), ``results.csv`` and
    ``accuracy_vs_corruption.png``.
 
-The default is a quick CPU preset (slim widths, short schedule, bf16 autocast, 1 test clip); ``--full`` runs
-standard widths with the configs' full schedule and PYSKL's 10 test clips.
+The default is a quick CPU preset (slim widths, 8 epochs, bf16 autocast, 1 test clip); ``--full`` runs standard
+widths with the configs' full schedule and precision and PYSKL's 10 test clips.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def run_demo(args: argparse.Namespace) -> Path:
             summary = "  ".join(f"{tl}: {m['top1']:.3f}" for tl, m in metrics.items())
             print(f"[demo] {model:8s} trained {level:8s} ({train_s:5.0f} s) top-1 {summary}   "
                   f"[{time.time() - t_start:5.0f} s elapsed]", flush=True)
-    preset = ("full: standard widths, configs' schedules, 10 test clips, fp32" if args.full else
+    preset = ("full: standard widths, the configs' schedules and precision, 10 test clips" if args.full else
               f"quick: slim widths, {args.epochs} epochs, {args.precision}, {args.test_clips} test clip(s)")
     cmd = "finetec demo " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["demo"] else sys.argv[1:])
     preamble = (
@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ann-file", default="data_cache/penn_action.pkl", help="where the prepared pickle is cached")
     p.add_argument("--out", default="results", help="results root; the report goes to OUT/<run>/report.md")
     p.add_argument("--run", help="run name (default: penn_<date>_<time>)")
-    p.add_argument("--full", action="store_true", help="standard widths, full schedules, 10 test clips, fp32")
+    p.add_argument("--full", action="store_true", help="standard widths, the configs' schedules and precision, 10 test clips")
     p.add_argument("--models", nargs="+", default=list(BASELINES), choices=BASELINES)
     p.add_argument("--levels", nargs="+", default=list(LEVELS), choices=LEVELS)
     p.add_argument("--epochs", type=int, default=None, help="training epochs (quick preset default: 8)")
