@@ -269,3 +269,55 @@ def test_missing_keys_and_unknown_names(tmp_path):
     broken.write_text("name: [unclosed\n")
     with pytest.raises(LayoutError, match="cannot read layout file"):
         get_layout(broken)
+
+
+def _pyskl_stgcn_spatial_loops(layout):
+    """A plain transcription of PYSKL's Graph.stgcn_spatial (max_hop=1), loops and all, as the reference."""
+    V = layout.num_joints
+    A = np.zeros((V, V))
+    for i, j in layout.edges:
+        A[i, j] = A[j, i] = 1
+    hop_dis = np.full((V, V), np.inf)
+    for d, m in ((0, np.eye(V) > 0), (1, (A + np.eye(V)) > 0)):
+        hop_dis[m & np.isinf(hop_dis)] = d
+    adj = (hop_dis <= 1).astype(float)
+    norm = adj @ np.diag(1.0 / adj.sum(0))
+    c = layout.center
+    out = []
+    for hop in (0, 1):
+        close, further = np.zeros((V, V)), np.zeros((V, V))
+        for i in range(V):
+            for j in range(V):
+                if hop_dis[j, i] == hop:
+                    if hop_dis[j, c] >= hop_dis[i, c]:
+                        close[j, i] = norm[j, i]
+                    else:
+                        further[j, i] = norm[j, i]
+        out.append(close)
+        if hop > 0:
+            out.append(further)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("name", ["coco17", "penn13", "nturgbd25", "openpose18", "h36m17"])
+def test_stgcn_spatial_matches_pyskl_transcription(name):
+    layout = get_layout(name)
+    A = layout.adjacency("stgcn_spatial")
+    np.testing.assert_allclose(A, _pyskl_stgcn_spatial_loops(layout), atol=1e-6)
+    assert A.shape == (3, layout.num_joints, layout.num_joints)
+    # every column of (root + closer + further) sums to 1: the partitions split one normalised A + I
+    np.testing.assert_allclose(A.sum(0).sum(0), 1.0, atol=1e-6)
+    if name == "coco17":  # the nose has 4 neighbours + itself
+        assert A[0, 0, 0] == pytest.approx(0.2)
+
+
+def test_stgcn_uses_stgcn_spatial_and_stgcnpp_spatial():
+    from finetec.models import create_model
+
+    st = create_model("stgcn", num_classes=3, layout="coco17", in_channels=3, width="slim")
+    pp = create_model("stgcnpp", num_classes=3, layout="coco17", in_channels=3, width="slim")
+    a_st = [b for n, b in st.named_buffers() if n.endswith("A")] + [p for n, p in st.named_parameters() if n.endswith(".A")]
+    a_pp = [p for n, p in pp.named_parameters() if n.endswith(".A")] + [b for n, b in pp.named_buffers() if n.endswith("A")]
+    assert a_st and a_pp
+    np.testing.assert_allclose(a_st[0].detach().numpy(), get_layout("coco17").adjacency("stgcn_spatial"), atol=1e-6)
+    np.testing.assert_allclose(a_pp[0].detach().numpy(), get_layout("coco17").adjacency("spatial"), atol=1e-6)

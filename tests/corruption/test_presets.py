@@ -192,3 +192,23 @@ def test_corrupt_is_registered_for_build_pipeline():
     pipe = build_pipeline([{"type": "Corrupt", "level": "minor", "test_mode": True}])
     out = pipe(_results())
     assert out["valid_len"].tolist() == [24]
+
+
+@pytest.mark.parametrize("T", [18, 30, 47])
+@pytest.mark.parametrize("level,kept", [("minor", 0.75), ("moderate", 0.5), ("severe", 0.25)])
+def test_corrupt_counts_distinct_source_frames_of_looped_clips(T, level, kept):
+    """A short sequence looped to clip_len loses the stated share of its *real* frames, copies go together."""
+    from finetec.corruption.temporal import num_dropped
+    from finetec.data.transforms import UniformSampleFrames
+
+    raw = np.arange(T, dtype=np.float32)[None, :, None, None] * np.ones((1, T, 13, 2), np.float32) + 1.0
+    r = dict(keypoint=raw, keypoint_score=np.ones((1, T, 13), np.float32), mask=np.ones(T, bool),
+             total_frames=T, frame_dir=f"clip{T}")
+    r = UniformSampleFrames(48, test_mode=True)(r)
+    out = Corrupt(level, test_mode=True)(r)
+    kept_ids = np.unique(out["keypoint"][0, out["mask"], 0, 0] - 1.0).astype(int)
+    assert len(kept_ids) == T - num_dropped(np.array(T), 1 - kept)
+    # every looped copy of a surviving raw frame survives too
+    sampled = np.mod(UniformSampleFrames(48, test_mode=True)._indices(T, np.random.RandomState(255), test=True), T)
+    assert out["mask"].sum() == np.isin(sampled, kept_ids).sum()
+    assert "frame_inds" not in out

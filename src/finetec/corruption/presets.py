@@ -178,11 +178,16 @@ def corrupt_arrays(
     rng: np.random.Generator,
     *,
     coord_scale: np.ndarray | None = None,
+    source_index: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Corrupt ``keypoint [..., M, T, V, C]``, ``score [..., M, T, V]``, ``mask [..., T]``; leading dims (e.g. clips)
     are corrupted independently. Returns new ``(keypoint, score, mask, valid_len [...])``.
 
     ``coord_scale [C]`` converts the spec's normalised noise sigma to the coordinates' units (``None`` = 1).
+    ``source_index [..., T]`` (optional): the raw frame each entry was sampled from (``UniformSampleFrames``'
+    ``frame_inds``). When given, frames are dropped per *distinct source frame*: a clip looped from a short sequence
+    drops or keeps all copies of a raw frame together, so "75 % dropped" removes 75 % of the real frames, not 75 % of
+    the looped entries (which would leave more real frames than the level says).
     """
     spec = get_spec(spec)
     kp = np.array(keypoint, dtype=np.float32)
@@ -201,10 +206,29 @@ def corrupt_arrays(
             present = sc * mk[..., None, :, None]
             kp = gaussian_noise(kp, present, stage.noise_sigma, rng, scale=coord_scale)
         if stage.drop_ratio > 0:
-            keep = frame_drop_masks(mk, stage.drop_ratio, stage.pattern, rng)
+            if source_index is None:
+                keep = frame_drop_masks(mk, stage.drop_ratio, stage.pattern, rng)
+            else:
+                keep = _keep_by_source(mk, source_index, stage.drop_ratio, stage.pattern, rng)
+                source_index = None  # a compacted clip no longer lines up with it; later stages count entries
             kp, sc, mk, _ = drop_frames(kp, sc, mk, keep, stage.mode)
         stage = stage.then
     return kp, sc, mk, mk.sum(-1).astype(np.int64)
+
+
+def _keep_by_source(mask: np.ndarray, source_index: np.ndarray, ratio: float, pattern: str,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Keep-mask ``[..., T]`` deciding per distinct source frame (see :func:`corrupt_arrays`)."""
+    T = mask.shape[-1]
+    src = np.broadcast_to(np.asarray(source_index, dtype=np.int64), mask.shape).reshape(-1, T)
+    if src.min(initial=0) < 0:
+        raise ValueError("source_index must be >= 0")
+    rows = np.broadcast_to(np.arange(src.shape[0])[:, None], src.shape)
+    flat_mask = mask.reshape(-1, T)
+    present = np.zeros((src.shape[0], int(src.max(initial=0)) + 1), dtype=bool)  # source frames seen by valid entries
+    present[rows[flat_mask], src[flat_mask]] = True
+    keep_src = frame_drop_masks(present, ratio, pattern, rng)  # patterns act on source frames in time order
+    return (np.take_along_axis(keep_src, src, axis=-1) & flat_mask).reshape(mask.shape)
 
 
 def corrupt_sample(

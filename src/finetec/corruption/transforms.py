@@ -22,10 +22,12 @@ class Corrupt(_Repr):
     ``default_rng(corrupt_seed(frame_dir, level, seed))`` -- independent of ``results['rng']``, of the model and of
     the run, so every evaluation sees the same frames; in training ``results['rng']``. Clips
     (``num_clips > 1``) are corrupted independently. When the 2D coordinates are not normalised (no ``coord_norm``)
-    but ``img_shape`` is known, the noise sigma is converted to pixels.
+    but ``img_shape`` is known, the noise sigma is converted to pixels. With ``frame_inds`` from UniformSampleFrames,
+    the drop ratio counts distinct source frames, so a short sequence looped to ``clip_len`` loses the stated share of
+    its real frames (all looped copies of a dropped frame go together).
 
     Required keys: keypoint, frame_dir (test mode), rng (training).
-    Modified keys: keypoint, keypoint_score, mask.
+    Modified keys: keypoint, keypoint_score, mask; frame_inds is removed (no longer aligned).
     Added keys: valid_len ``[num_clips]`` int64, corruption (the spec key).
     """
 
@@ -83,10 +85,14 @@ class Corrupt(_Repr):
         # [M, nc*L, ...] -> [nc, M, L, ...]: clips are the leading batch dimension of corrupt_arrays
         kp_c = kp.reshape(M, nc, L, V, C).transpose(1, 0, 2, 3, 4)
         sc_c = score.reshape(M, nc, L, V).transpose(1, 0, 2, 3)
-        kp_c, sc_c, mk_c, valid_len = corrupt_arrays(kp_c, sc_c, mask.reshape(nc, L), spec, rng, coord_scale=scale)
+        src = results.get("frame_inds")
+        src = np.asarray(src).reshape(nc, L) if src is not None and np.size(src) == T else None
+        kp_c, sc_c, mk_c, valid_len = corrupt_arrays(kp_c, sc_c, mask.reshape(nc, L), spec, rng, coord_scale=scale,
+                                                     source_index=src)
         results["keypoint"] = np.ascontiguousarray(kp_c.transpose(1, 0, 2, 3, 4).reshape(M, T, V, C))
         results["keypoint_score"] = np.ascontiguousarray(sc_c.transpose(1, 0, 2, 3).reshape(M, T, V))
         results["mask"] = mk_c.reshape(T)
         results["valid_len"] = valid_len
         results["corruption"] = spec.key
+        results.pop("frame_inds", None)  # no longer aligned with the (compacted / dropped) frames
         return results

@@ -158,7 +158,8 @@ class Layout:
         """Adjacency partitions ``[K, V, V]`` float32, as PYSKL's ``Graph``.
 
         ``spatial``: [I, normalised inward, normalised outward] (K=3); ``uniform``: normalised (A + I) (K=1);
-        ``binary``: A + I without normalisation (K=1).
+        ``binary``: A + I without normalisation (K=1); ``stgcn_spatial``: ST-GCN's root / closer / further
+        partitions (K=3), PYSKL's ``stgcn_spatial``.
         """
         V = self.num_joints
         a_in = np.zeros((V, V), dtype=np.float32)
@@ -174,11 +175,25 @@ class Layout:
 
         if mode == "spatial":
             return np.stack([eye, normalize(a_in), normalize(a_out)])
+        if mode == "stgcn_spatial":
+            # Yan et al.'s ST-GCN partitions as PYSKL's Graph(mode='stgcn_spatial', max_hop=1): (A + I) normalised
+            # by column, split into root (hop 0), closer-to-centre and further-from-centre neighbours (hop 1).
+            # Hop distances beyond max_hop are inf, as in PYSKL, so for joints more than one hop from the centre
+            # "distance to centre" compares inf >= inf and the neighbour counts as closer (PYSKL's behaviour).
+            binary = (a_in + a_out) > 0
+            hop = np.full((V, V), np.inf)
+            hop[binary] = 1.0
+            np.fill_diagonal(hop, 0.0)
+            norm = normalize(np.isfinite(hop).astype(np.float32))
+            to_center = hop[:, self.center]
+            closer = to_center[:, None] >= to_center[None, :]  # [j, i]: hop(j, centre) >= hop(i, centre)
+            return np.stack([norm * (hop == 0), norm * ((hop == 1) & closer),
+                             norm * ((hop == 1) & ~closer)]).astype(np.float32)
         if mode == "uniform":
             return normalize(a_in + a_out + eye)[None]
         if mode == "binary":
             return (a_in + a_out + eye)[None]
-        raise ValueError(f"unknown adjacency mode {mode!r}; use spatial, uniform or binary")
+        raise ValueError(f"unknown adjacency mode {mode!r}; use spatial, stgcn_spatial, uniform or binary")
 
     @cached_property
     def region_index(self) -> np.ndarray:

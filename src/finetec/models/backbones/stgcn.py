@@ -1,11 +1,12 @@
 """ST-GCN (Yan et al., AAAI 2018) and ST-GCN++ (PYSKL, Duan et al. 2022), as in PYSKL's ``STGCN`` backbone.
 
-ST-GCN: data BN over ``V*C``; 10 blocks ``relu(unit_tcn(unit_gcn(x)) + res(x))`` with the 3 spatial partitions
-``[I, inward, outward]`` of the layout, edge-importance weighting (``A * PA``, ``gcn_adaptive='importance'``)
+ST-GCN: data BN over ``V*C``; 10 blocks ``relu(unit_tcn(unit_gcn(x)) + res(x))`` with Yan et al.'s 3 spatial
+partitions (root / closer / further from the centre: ``Layout.adjacency('stgcn_spatial')``), edge-importance weighting (``A * PA``, ``gcn_adaptive='importance'``)
 and a 9x1 temporal conv + BN.
 
 ST-GCN++ (PYSKL config ``stgcn++``): the same backbone with ``gcn_adaptive='init'`` (the adjacency itself is a
-parameter initialised from the graph), ``gcn_with_res=True`` and ``tcn_type='mstcn'``.
+parameter initialised from the graph ``[I, inward, outward]``: ``Layout.adjacency('spatial')``),
+``gcn_with_res=True`` and ``tcn_type='mstcn'``.
 """
 
 from __future__ import annotations
@@ -56,12 +57,13 @@ class STGCN(GCNBackbone):
         gcn_order: str = "auto",
         tcn_type: str = "unit_tcn",
         tcn_dropout: float = 0.0,
+        graph_mode: str = "spatial",
     ) -> None:
         if tcn_type not in ("unit_tcn", "mstcn"):
             raise ValueError(f"tcn_type must be 'unit_tcn' or 'mstcn', got {tcn_type!r}")
         cfg = resolve_width(width, base_channels=base_channels, num_stages=num_stages,
                             inflate_stages=inflate_stages, down_stages=down_stages)
-        A = torch.from_numpy(layout.adjacency("spatial"))
+        A = torch.from_numpy(layout.adjacency(graph_mode))
         plan = stage_plan(in_channels, ch_ratio=ch_ratio, **cfg)
         blocks = []
         for i, (cin, cout, stride, residual) in enumerate(plan):
@@ -81,7 +83,7 @@ _COMMON_DOC = """
     Options: ``width`` ('standard' = PYSKL: base 64, 10 stages, x2 channels and /2 time at stages 5 and 8;
     'slim' = base 32, 6 stages, at stages 3 and 5), ``dropout`` (head), and the :class:`STGCN` arguments
     ``base_channels, num_stages, inflate_stages, down_stages, ch_ratio, data_bn_type, num_person, gcn_adaptive,
-    gcn_with_res, gcn_order, tcn_type, tcn_dropout``.
+    gcn_with_res, gcn_order, tcn_type, tcn_dropout, graph_mode`` (a ``Layout.adjacency`` mode).
 """
 
 
@@ -91,10 +93,11 @@ def build_stgcn(num_classes: int, layout: Layout, in_channels: int = 3, width: s
                 inflate_stages: Sequence[int] | None = None, down_stages: Sequence[int] | None = None,
                 ch_ratio: float = 2, data_bn_type: str | None = "VC", num_person: int = 2,
                 gcn_adaptive: str | None = "importance", gcn_with_res: bool = False, gcn_order: str = "auto",
-                tcn_type: str = "unit_tcn", tcn_dropout: float = 0.0) -> Recognizer:
-    """ST-GCN recognizer."""
+                tcn_type: str = "unit_tcn", tcn_dropout: float = 0.0,
+                graph_mode: str = "stgcn_spatial") -> Recognizer:
+    """ST-GCN recognizer (PYSKL's ST-GCN configs: ``graph_cfg.mode='stgcn_spatial'``, Yan et al.'s partitions)."""
     bb = STGCN(layout, in_channels, width, base_channels, num_stages, inflate_stages, down_stages, ch_ratio,
-               data_bn_type, num_person, gcn_adaptive, gcn_with_res, gcn_order, tcn_type, tcn_dropout)
+               data_bn_type, num_person, gcn_adaptive, gcn_with_res, gcn_order, tcn_type, tcn_dropout, graph_mode)
     return Recognizer(bb, num_classes, dropout, name="stgcn")
 
 
@@ -104,10 +107,10 @@ def build_stgcnpp(num_classes: int, layout: Layout, in_channels: int = 3, width:
                   inflate_stages: Sequence[int] | None = None, down_stages: Sequence[int] | None = None,
                   ch_ratio: float = 2, data_bn_type: str | None = "VC", num_person: int = 2,
                   gcn_adaptive: str | None = "init", gcn_with_res: bool = True, gcn_order: str = "auto",
-                  tcn_type: str = "mstcn", tcn_dropout: float = 0.0) -> Recognizer:
-    """ST-GCN++ recognizer (PYSKL's ``gcn_adaptive='init', gcn_with_res=True, tcn_type='mstcn'``)."""
+                  tcn_type: str = "mstcn", tcn_dropout: float = 0.0, graph_mode: str = "spatial") -> Recognizer:
+    """ST-GCN++ recognizer (PYSKL's ``gcn_adaptive='init', gcn_with_res=True, tcn_type='mstcn'``, graph 'spatial')."""
     bb = STGCN(layout, in_channels, width, base_channels, num_stages, inflate_stages, down_stages, ch_ratio,
-               data_bn_type, num_person, gcn_adaptive, gcn_with_res, gcn_order, tcn_type, tcn_dropout)
+               data_bn_type, num_person, gcn_adaptive, gcn_with_res, gcn_order, tcn_type, tcn_dropout, graph_mode)
     return Recognizer(bb, num_classes, dropout, name="stgcnpp")
 
 
