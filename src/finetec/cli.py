@@ -23,31 +23,20 @@ from typing import Sequence
 
 __all__ = ["main", "build_parser"]
 
-LEVEL_CHOICES = ("clean", "minor", "moderate", "severe", "all")
-
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean bad input (reported in one line), imported lazily."""
     from .data.io import DataFileError, UnsafePickleError
     from .data.sample import SampleError
+    from .data.transforms import TransformError
     from .engine.config import ConfigError
+    from .layouts import LayoutError
 
-    errs: list[type[BaseException]] = [SampleError, DataFileError, UnsafePickleError, ConfigError, FileNotFoundError,
-                                       IsADirectoryError, NotADirectoryError, PermissionError]
-    try:
-        from .data.transforms import TransformError
-
-        errs.append(TransformError)
-    except ImportError:  # pragma: no cover
-        pass
-    if "finetec.engine.checkpoint" in sys.modules:
+    errs: list[type[BaseException]] = [SampleError, DataFileError, UnsafePickleError, ConfigError, TransformError,
+                                       LayoutError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+                                       PermissionError]
+    if "finetec.engine.checkpoint" in sys.modules:  # torch-heavy: only when a subcommand has loaded it
         errs.append(sys.modules["finetec.engine.checkpoint"].CheckpointError)
-    try:
-        from .layouts import LayoutError
-
-        errs.append(LayoutError)
-    except ImportError:  # pragma: no cover
-        pass
     return tuple(errs)
 
 
@@ -169,6 +158,9 @@ def _is_rank_zero() -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .corruption.presets import LEVELS
+
+    levels = "|".join(LEVELS)
     p = argparse.ArgumentParser(prog="finetec", description="Skeleton action recognition under temporal corruption.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -183,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("config")
     e.add_argument("overrides", nargs="*", metavar="key=value")
     e.add_argument("--ckpt", required=True, help="exported model.pth or a Lightning .ckpt")
-    e.add_argument("--corruption", default=None, metavar="|".join(LEVEL_CHOICES),
+    e.add_argument("--corruption", default=None, metavar=f"{levels}|all",
                    help="corruption level (or any preset, e.g. severe+S-low); default: the config's test.levels")
     e.add_argument("--out-dir", default=None, help="where scores and metrics.json go (default WORK_DIR/test)")
     e.set_defaults(func=_cmd_test)
@@ -193,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with frame_mask.")
     c.add_argument("input", metavar="IN.pkl")
     c.add_argument("output", metavar="OUT.pkl")
-    c.add_argument("--level", required=True, help="clean|minor|moderate|severe or another preset")
+    c.add_argument("--level", required=True, help=f"{levels} or another preset")
     c.add_argument("--mode", choices=("compact", "inplace"), default=None,
                    help="compact: survivors first, zero-padded end (the paper); inplace: dropped frames stay in place")
     c.add_argument("--seed", type=int, default=0)

@@ -23,8 +23,10 @@ from typing import Sequence
 
 __all__ = ["main", "find_penn_labels", "run_demo"]
 
+from .corruption.presets import LEVELS as _LEVEL_SPECS
+
 BASELINES = ("stgcn", "stgcnpp", "aagcn", "ctrgcn")
-LEVELS = ("clean", "minor", "moderate", "severe")
+LEVELS = tuple(_LEVEL_SPECS)  # clean, minor, moderate, severe
 _REPO = Path(__file__).resolve().parents[2]
 
 

@@ -80,6 +80,47 @@ def test_paper_levels_compact_counts():
         out.validate(17)
 
 
+@pytest.mark.parametrize("spec", ["S-low", "severe", "T-low", "T-high", "severe+S-low", "moderate+T-low",
+                                  {"drop_ratio": 0.5, "occlude_joints": 3, "occlude_span": 4, "conf_thr": 0.5}])
+def test_per_frame_meta_follows_the_frames(spec):
+    T, V = 40, 17
+    kp = np.broadcast_to(np.arange(1, T + 1, dtype=np.float32)[None, :, None, None], (1, T, V, 2)).copy()
+    score = np.random.default_rng(1).uniform(0.3, 1.0, size=(1, T, V)).astype(np.float32)
+    mask = np.ones(T, bool)
+    mask[[3, 17]] = False  # frames invalid before the corruption
+    bbox = np.arange(T * 4, dtype=np.float32).reshape(T, 4) + 1
+    s = SkeletonSample(kp, score=score, mask=mask, id="m", meta={"bbox": bbox, "vis": np.ones(T, bool),
+                                                                  "other": np.arange(3), "viewpoint": "front"})
+    out = corrupt_sample(s, spec)
+    # the keypoints carry their frame number (noise: 0.03 units, so it rounds back), read the truth from them
+    frame = np.rint(np.abs(out.keypoint[0, :, :, 0]).max(-1)).astype(int) - 1  # -1: a zeroed frame
+    assert out.mask.any() and (frame[out.mask] >= 0).all()
+    np.testing.assert_array_equal(out.meta["bbox"][frame >= 0], bbox[frame[frame >= 0]])
+    assert np.all(out.meta["bbox"][frame < 0] == 0) and out.meta["bbox"].dtype == np.float32
+    np.testing.assert_array_equal(out.meta["vis"], frame >= 0)
+    np.testing.assert_array_equal(out.meta["other"], np.arange(3))  # not per-frame: untouched
+    assert out.meta["viewpoint"] == "front"
+    np.testing.assert_array_equal(s.meta["bbox"], bbox)  # the input sample is untouched
+    one = get_spec(spec) if not isinstance(spec, str) or "+" not in spec else None
+    if one is not None and one.mode == "compact" and one.drop_ratio > 0:  # kept frames first, in order, rest zero
+        n = int(out.mask.sum())
+        assert np.all(np.diff(frame[:n]) > 0) and np.all(out.meta["bbox"][n:] == 0)
+    if spec == "S-low":  # nothing dropped: nothing moves
+        np.testing.assert_array_equal(out.meta["bbox"], bbox)
+    if spec in ("T-low", "T-high"):  # in place: kept rows where they were, dropped rows zero
+        np.testing.assert_array_equal(out.meta["bbox"][out.mask], bbox[out.mask])
+        assert np.all(out.meta["bbox"][mask & ~out.mask] == 0)
+    np.testing.assert_array_equal(corrupt_sample(s, spec).meta["bbox"], out.meta["bbox"])  # still pure
+
+
+def test_per_frame_meta_cannot_follow_a_fully_occluded_frame():
+    s = _sample(T=10).copy(meta={"bbox": np.ones((10, 4), np.float32)})
+    spec = {"occlude_joints": 17, "occlude_span": 10}  # every joint hidden in every frame
+    with pytest.raises(ValueError, match="sample 'S001_A01'.*meta \\['bbox'\\].*every joint of output frame 0"):
+        corrupt_sample(s, spec)
+    assert corrupt_sample(s.copy(meta={}), spec).mask.all()  # without per-frame meta there is nothing to carry
+
+
 def test_different_ids_get_different_masks():
     data = _sample(sid="x")
     masks = {corrupt_sample(data.copy(id=f"clip{i}"), "T-low").mask.tobytes() for i in range(20)}

@@ -98,14 +98,38 @@ def test_pyskl_round_trip():
     assert "frame_mask" not in full and "keypoint_score" not in full and "img_shape" not in full
 
 
-def test_from_pyskl_packed_score_and_float16():
+def test_from_pyskl_packed_score_needs_coord_dim_2():
     kp = np.concatenate([_kp(), np.full((1, 6, 17, 1), 0.25, np.float32)], -1).astype(np.float16)
-    s = SkeletonSample.from_pyskl({"frame_dir": "p", "label": 1, "keypoint": kp, "img_shape": (100, 100)})
+    ann = {"frame_dir": "p", "label": 1, "keypoint": kp, "img_shape": (100, 100)}
+    s = SkeletonSample.from_pyskl(ann, coord_dim=2)
     assert s.keypoint.shape == (1, 6, 17, 2) and s.keypoint.dtype == np.float32
     np.testing.assert_allclose(s.score, 0.25)
-    # 3D data (no img_shape) keeps its third channel as z
-    s3 = SkeletonSample.from_pyskl({"frame_dir": "q", "label": 1, "keypoint": _kp(V=25, C=3)}, layout="nturgbd25")
+    # the annotation itself may say so (and the entry does not leak into meta)
+    s = SkeletonSample.from_pyskl({**ann, "coord_dim": 2})
+    assert s.keypoint.shape[-1] == 2 and "coord_dim" not in s.meta
+    np.testing.assert_allclose(s.score, 0.25)
+    # no guessing: without coord_dim a 3-channel keypoint stays 3D, img_shape or not
+    for d in (ann, {**ann, "coord_dim": 3}):
+        s3 = SkeletonSample.from_pyskl(d)
+        assert s3.keypoint.shape[-1] == 3 and s3.score is None
+        np.testing.assert_array_equal(s3.keypoint, kp.astype(np.float32))
+    s3 = SkeletonSample.from_pyskl({"frame_dir": "q", "label": 1, "keypoint": _kp(V=25, C=3)}, layout="nturgbd25",
+                                   coord_dim=3)
     assert s3.keypoint.shape[-1] == 3 and s3.score is None
+
+
+def test_from_pyskl_coord_dim_errors():
+    ann = {"frame_dir": "c", "keypoint": _kp(C=3)}
+    with pytest.raises(SampleError, match="annotation 'c': annotation says coord_dim=3 but coord_dim=2"):
+        SkeletonSample.from_pyskl({**ann, "coord_dim": 3}, coord_dim=2)
+    with pytest.raises(SampleError, match="coord_dim must be 2 or 3, got 4"):
+        SkeletonSample.from_pyskl(ann, coord_dim=4)
+    with pytest.raises(SampleError, match="coord_dim must be 2 or 3"):
+        SkeletonSample.from_pyskl({**ann, "coord_dim": "xy"})
+    with pytest.raises(SampleError, match="coord_dim=3 but 'keypoint' has only 2 channels"):
+        SkeletonSample.from_pyskl({"frame_dir": "c", "keypoint": _kp()}, coord_dim=3)
+    with pytest.raises(SampleError, match="neither a coordinate nor the score"):
+        SkeletonSample.from_pyskl({**ann, "keypoint_score": np.ones((1, 6, 17))}, coord_dim=2)
 
 
 def test_from_pyskl_errors_name_the_annotation():

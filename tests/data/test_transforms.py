@@ -209,10 +209,13 @@ def test_streams_joint_bone_motion_2d():
     # bones x_v - x_parent(v); root bone 0 with the root's score; bone score = mean of its joints' scores
     np.testing.assert_allclose(b[0, 0], [[0, 0, 1], [1, 0, 0.9], [0, 2, 0.7]])
     np.testing.assert_allclose(b[0, 3], [[0, 0, 1], [0, 2, 1], [0, 0, 0]])  # tip missing -> its bone is 0
-    # joint motion: frame 0 -> 1; nothing across the invalid frame 2; last frame 0
-    np.testing.assert_allclose(jm[0, 0], [[0, 1, 0], [1, 1, -0.3], [1, 2, -0.1]], rtol=1e-6)
+    # joint motion: frame 0 -> 1, score = mean of the two frames' scores (PYSKL's ToMotion); nothing across the
+    # invalid frame 2; last frame 0
+    np.testing.assert_allclose(jm[0, 0], [[0, 1, 1], [1, 1, 0.65], [1, 2, 0.55]], rtol=1e-6)
     assert np.all(jm[0, 1] == 0) and np.all(jm[0, 2] == 0) and np.all(jm[0, 3] == 0)
-    np.testing.assert_allclose(bm[0, 0, 1:, :2], [[1, 0], [0, 1]])  # (2,0)-(1,0), (0,3)-(0,2)
+    # bone motion: (2,0)-(1,0), (0,3)-(0,2); score = mean of the bone scores [1, .9, .7] and [1, .75, .5]
+    np.testing.assert_allclose(bm[0, 0], [[0, 0, 1], [1, 0, 0.825], [0, 1, 0.6]], rtol=1e-6)
+    assert np.all(bm[0, 1:] == 0)
     assert SkeletonStreams(feats=("j", "b", "jm", "bm")).num_channels(2) == 12
 
 

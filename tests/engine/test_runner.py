@@ -85,6 +85,20 @@ def test_wrong_weights_rejected(run, tmp_path):
         run_test(cfg, out["ckpt"], ["awful"])
 
 
+def test_train_and_test_in_bf16_mixed(tmp_path):
+    ann = tmp_path / "tiny.pkl"
+    save_annotations(synthetic_annotations(num_classes=3, per_class=(4, 2), seed=1), ann)
+    cfg = load_config(TINY, [f"data.ann_file={ann}", f"trainer.work_dir={tmp_path / 'work'}",
+                             "trainer.precision=bf16-mixed", "optim.epochs=1", "optim.warmup_epochs=0"])
+    assert load_config(TINY)["trainer"]["precision"] == "32" and cfg["trainer"]["precision"] == "bf16-mixed"
+    out = train(cfg)
+    assert out["metrics"]["num_samples"] == 6 and 0 <= out["metrics"]["top1"] <= 1
+    assert load_config(Path(out["work_dir"]) / "config.yaml")["trainer"]["precision"] == "bf16-mixed"
+    z = np.load(Path(out["work_dir"]) / "test" / "clean.npz")
+    assert z["scores"].dtype == np.float32 and np.isfinite(z["scores"]).all()
+    assert np.allclose(z["scores"].sum(1), 1.0, atol=1e-3)
+
+
 def test_export_roundtrip_and_weights_only(tmp_path):
     m = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
     p = export_model(m, {"num_classes": 4}, {"model": {"name": "x"}}, tmp_path / "w.pth")

@@ -240,18 +240,51 @@ def corrupt_sample(
 
     The whole raw sequence is corrupted (its length T is kept: compact mode zero-pads the end). 2D noise sigma is
     converted to pixels with ``img_shape`` when the sample has one. ``meta`` records ``corruption`` and
-    ``corruption_seed``.
+    ``corruption_seed``; every numpy array in ``meta`` with leading length T (e.g. Penn's ``bbox [T, 4]``) follows
+    its frames like the keypoints do (compact: kept frames first, in order; dropped frames' rows zero).
     """
     spec = get_spec(spec_or_name)
     if not sample.id:
         raise ValueError("corrupt_sample: the sample has no id (frame_dir); corruption is seeded from it, "
                          "so every id-less sample would get the same frames dropped")
-    rng = np.random.default_rng(corrupt_seed(sample.id, spec, seed))
+    rng_seed = corrupt_seed(sample.id, spec, seed)
     scale = None
     if sample.img_shape is not None and sample.keypoint.shape[-1] == 2:
         h, w = sample.img_shape
         scale = np.array([w / 2.0, h / 2.0])
-    kp, sc, mk, _ = corrupt_arrays(sample.keypoint, sample.scores, sample.mask, spec, rng, coord_scale=scale)
+    kp, sc, mk, _ = corrupt_arrays(sample.keypoint, sample.scores, sample.mask, spec, np.random.default_rng(rng_seed),
+                                   coord_scale=scale)
     meta = dict(sample.meta)
+    T = sample.num_frames
+    per_frame = [k for k, v in meta.items() if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == T]
+    if per_frame:
+        src = _frame_sources(sample, spec, rng_seed)
+        lost = np.flatnonzero(mk & (src < 0))
+        if len(lost):
+            raise ValueError(f"corrupt_sample: sample {sample.id!r}: cannot carry meta {per_frame} through "
+                             f"{spec.key!r}: every joint of output frame {int(lost[0])} is occluded")
+        ok = src >= 0
+        for k in per_frame:
+            out = np.zeros_like(meta[k])
+            out[ok] = meta[k][src[ok]]
+            meta[k] = out
     meta.update(corruption=spec.key, corruption_seed=int(seed))
     return sample.copy(keypoint=kp, score=sc, mask=mk, meta=meta)
+
+
+def _no_conf_thr(spec: CorruptionSpec) -> CorruptionSpec:
+    return spec.replace(conf_thr=0.0, then=None if spec.then is None else _no_conf_thr(spec.then))
+
+
+def _frame_sources(sample: SkeletonSample, spec: CorruptionSpec, rng_seed: int) -> np.ndarray:
+    """``[T]`` int64: the input frame each output frame of :func:`corrupt_sample` holds, -1 where it was zeroed.
+
+    Replays :func:`corrupt_arrays` with the same seed on keypoints that hold ``frame index + 1``: its random draws
+    depend only on the array shapes and the mask, so the frames are dropped and moved exactly as in the real call.
+    Noise is scaled to 0 and ``conf_thr`` (no random draws) is switched off so the indices survive.
+    """
+    kp = sample.keypoint
+    ids = np.broadcast_to(np.arange(1, kp.shape[1] + 1, dtype=np.float32)[None, :, None, None], kp.shape)
+    out, _, _, _ = corrupt_arrays(ids, sample.scores, sample.mask, _no_conf_thr(spec),
+                                  np.random.default_rng(rng_seed), coord_scale=np.zeros(kp.shape[-1]))
+    return np.rint(out.max(axis=(0, 2, 3))).astype(np.int64) - 1

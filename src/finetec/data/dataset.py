@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..layouts import Layout, get_layout
-from .io import AnnotationError, infer_layout, load_annotations, validate_annotations
+from .io import AnnotationError, _select, infer_layout, load_annotations, validate_annotations
 from .sample import SampleError, SkeletonSample
 from .transforms import Compose, build_pipeline
 
@@ -79,13 +79,7 @@ class SkeletonDataset(Dataset):
             data = load_annotations(ann_file)
         meta = dict(data["meta"])
         anns = data["annotations"]
-        if split is None:
-            selected = list(anns)
-        else:
-            if split not in data["split"]:
-                raise AnnotationError(f"{self.where}: no split {split!r}; the file has {sorted(data['split'])}")
-            by_id = {a["frame_dir"]: a for a in anns}
-            selected = [by_id[fd] for fd in data["split"][split]]
+        selected = _select(data, split, self.where)
         if not selected:
             raise AnnotationError(f"{self.where}: split {split!r} is empty")
         joints = {a["keypoint"].shape[2] for a in selected}

@@ -139,7 +139,15 @@ class SkeletonSample:
         return d
 
     @classmethod
-    def from_pyskl(cls, d: dict[str, Any], layout: str = "coco17", where: str = "") -> "SkeletonSample":
+    def from_pyskl(cls, d: dict[str, Any], layout: str = "coco17", where: str = "",
+                   coord_dim: int | None = None) -> "SkeletonSample":
+        """A sample from a PYSKL annotation dict.
+
+        ``coord_dim`` (or the annotation's own ``'coord_dim'`` entry; the two must agree when both are given): ``2``
+        for 2D data, where a ``[..., 3]`` keypoint without ``keypoint_score`` packs the score as its third channel
+        and is split; ``3`` or ``None``: the channels are kept as coordinates. Whether data are 2D or 3D is never
+        guessed (e.g. from ``img_shape``).
+        """
         tag = f"annotation {d.get('frame_dir', '?')!r}" + (f" in {where}" if where else "")
         if "keypoint" not in d:
             raise SampleError(f"{tag}: no 'keypoint' entry")
@@ -147,11 +155,27 @@ class SkeletonSample:
         score = d.get("keypoint_score")
         if kp.ndim != 4:
             raise SampleError(f"{tag}: 'keypoint' must be [M, T, V, C], got shape {kp.shape}")
-        if score is None and kp.shape[-1] == 3 and d.get("keypoint_is_3d") is not True and "img_shape" in d:
-            # PYSKL 2D data sometimes packs the score as the third channel
-            kp, score = kp[..., :2], kp[..., 2]
+        try:
+            ann_dim = None if d.get("coord_dim") is None else int(d["coord_dim"])
+            coord_dim = None if coord_dim is None else int(coord_dim)
+        except (TypeError, ValueError):
+            raise SampleError(f"{tag}: coord_dim must be 2 or 3, got {d.get('coord_dim')!r} (annotation) and "
+                              f"{coord_dim!r} (argument)") from None
+        if ann_dim is not None and coord_dim is not None and ann_dim != coord_dim:
+            raise SampleError(f"{tag}: annotation says coord_dim={ann_dim} but coord_dim={coord_dim} was requested")
+        dim = coord_dim if coord_dim is not None else ann_dim
+        if dim is not None:
+            if dim not in (2, 3):
+                raise SampleError(f"{tag}: coord_dim must be 2 or 3, got {dim}")
+            if kp.shape[-1] < dim:
+                raise SampleError(f"{tag}: coord_dim={dim} but 'keypoint' has only {kp.shape[-1]} channels")
+            if dim == 2 and kp.shape[-1] == 3:
+                if score is not None:
+                    raise SampleError(f"{tag}: coord_dim=2 with a 3-channel 'keypoint' and a 'keypoint_score': "
+                                      f"the third channel is neither a coordinate nor the score")
+                kp, score = kp[..., :2], kp[..., 2]  # PYSKL 2D data packed as (x, y, score)
         known = {"frame_dir", "label", "total_frames", "keypoint", "keypoint_score", "img_shape", "original_shape",
-                 "frame_mask"}
+                 "frame_mask", "coord_dim"}
         meta = {k: v for k, v in d.items() if k not in known}
         try:
             return cls(

@@ -367,13 +367,14 @@ class PreNormalize3D(_Repr):
 class SkeletonStreams(_Repr):
     """Joint / bone / motion streams concatenated along C (PYSKL's ``GenSkeFeat``).
 
-    ``j``: joints; ``b``: bones ``x_v - x_parent(v)`` over ``layout.bone_pairs`` (root bone 0); ``jm`` / ``bm``: joint
-    / bone motion ``x[t+1] - x[t]`` with the last frame of each clip 0. For 2D with ``include_score`` every stream
-    carries its own score channel, as PYSKL (so C' = 3 per stream): joint score; bone score = mean of its two joints'
-    scores; motion score = score difference. Unlike PYSKL, a bone with a missing end is 0 (score 0), a motion value
-    is 0 unless the joint/bone is observed in both frames (so there is never a jump from or to a zero-padded frame),
-    and motion never crosses the boundary between two sampled clips. 3D streams have no score channel.
-    ``num_channels(C)`` gives C'.
+    ``j``: joints; ``b``: bones ``x_v - x_parent(v)`` with ``layout.parents`` (root bone 0); ``jm`` / ``bm``: joint /
+    bone motion ``x[t+1] - x[t]`` with the last frame of each clip 0. For 2D with ``include_score`` every stream
+    carries its own score channel (so C' = 3 per stream): joint score; bone score = mean of its two joints' scores;
+    motion score = mean of the two frames' scores (PYSKL's ``ToMotion``). Deviations from PYSKL: motion is taken
+    between consecutive *sampled* frames (this transform runs after :class:`UniformSampleFrames`; PYSKL computes it on
+    the raw frames before sampling); a bone with a missing end is 0 (score 0); a motion value, score included, is 0
+    unless the joint/bone is observed in both frames (never a jump from or to a zero-padded frame); motion never
+    crosses the boundary between two sampled clips. 3D streams have no score channel. ``num_channels(C)`` gives C'.
 
     Required keys: keypoint, layout (for b / bm).
     Modified keys: keypoint ``[M, T, V, C']`` float32.
@@ -396,10 +397,13 @@ class SkeletonStreams(_Repr):
         return len(self.feats) * (coord_dim + int(coord_dim == 2 and self.include_score))
 
     @staticmethod
-    def _motion(x: np.ndarray, ok: np.ndarray, clip_len: int) -> np.ndarray:
-        """``x[t+1] - x[t]`` where ``ok`` at both t and t+1 and t is not a clip's last frame; else 0."""
+    def _motion(x: np.ndarray, ok: np.ndarray, clip_len: int, with_score: bool) -> np.ndarray:
+        """``x[t+1] - x[t]`` where ``ok`` at both t and t+1 and t is not a clip's last frame; else 0. With
+        ``with_score`` the last channel is a score: it gets the mean ``(s[t] + s[t+1]) / 2`` instead."""
         d = np.zeros_like(x)
         d[:, :-1] = x[:, 1:] - x[:, :-1]
+        if with_score:
+            d[:, :-1, :, -1] = (x[:, 1:, :, -1] + x[:, :-1, :, -1]) / 2
         both = np.zeros_like(ok)
         both[:, :-1] = ok[:, 1:] & ok[:, :-1]
         T = x.shape[1]
@@ -421,9 +425,7 @@ class SkeletonStreams(_Repr):
         joint = joint * present[..., None]
         streams: dict[str, np.ndarray] = {"j": joint}
         if "b" in self.feats or "bm" in self.feats:
-            pairs = _layout(results, who).bone_pairs
-            parents = np.arange(kp.shape[2])
-            parents[[v for v, _ in pairs]] = [p for _, p in pairs]
+            parents = _layout(results, who).parents
             bone_ok = present & present[:, :, parents]
             bone = (kp - kp[:, :, parents]) * bone_ok[..., None]
             if with_score:
@@ -431,9 +433,9 @@ class SkeletonStreams(_Repr):
                 bone = np.concatenate([bone, bscore[..., None]], -1)
             streams["b"] = bone
             if "bm" in self.feats:
-                streams["bm"] = self._motion(bone, bone_ok, clip_len)
+                streams["bm"] = self._motion(bone, bone_ok, clip_len, with_score)
         if "jm" in self.feats:
-            streams["jm"] = self._motion(joint, present, clip_len)
+            streams["jm"] = self._motion(joint, present, clip_len, with_score)
         results["keypoint"] = np.concatenate([streams[f] for f in self.feats], -1).astype(np.float32)
         results["feats"] = self.feats
         return results

@@ -25,8 +25,9 @@ Schema (defaults in :data:`DEFAULTS`)::
                       num_nodes, strategy ('auto' | 'ddp' | ...), seed, work_dir (null = work_dirs/<config name>),
                       ckpt_every_n_steps (0 = only per epoch), log_every_n_steps, progress_bar,
                       val_every_n_epochs (0 = no validation), deterministic, limit_train_batches
-    test:             levels (corruption levels `finetec test --corruption all` runs), seed (evaluation seed:
-                      frame sampling and corruption of the test set depend only on it and the sample id)
+    test:             levels (corruption levels `finetec test --corruption all` runs), seed (evaluation seed: the
+                      test-set corruption depends only on it, the level and the sample id; test-time frame sampling
+                      does not depend on it: UniformSampleFrames uses PYSKL's fixed seed 255 in test mode)
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from ..corruption.presets import LEVELS
+
 __all__ = ["ConfigError", "DEFAULTS", "load_config", "merge", "apply_overrides", "dump_config", "LEVELS_ALL"]
 
-LEVELS_ALL = ("clean", "minor", "moderate", "severe")
+LEVELS_ALL = tuple(LEVELS)  # the paper's levels, what test.levels 'all' / --corruption all run
 
 
 class ConfigError(ValueError):

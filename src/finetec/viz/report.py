@@ -7,11 +7,12 @@ import io
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from finetec.corruption.presets import LEVELS
 from finetec.utils.io import atomic_write, atomic_write_text
 
 __all__ = ["LEVEL_ORDER", "results_table", "write_csv", "plot_accuracy_vs_corruption", "write_report"]
 
-LEVEL_ORDER = ("clean", "minor", "moderate", "severe")
+LEVEL_ORDER = tuple(LEVELS)  # the paper's levels, mildest first
 _FIELDS = ("model", "train", "test", "top1", "top5", "mean_class", "n", "train_s")
 
 
@@ -67,7 +68,7 @@ def plot_accuracy_vs_corruption(rows: Sequence[Mapping], path: str | Path, *, me
         if clean:
             ax.plot(*zip(*clean), "--s", color=c, alpha=0.7, label=f"{m} (trained clean)")
     ax.set_xticks(range(len(LEVEL_ORDER)))
-    ax.set_xticklabels([f"{lv}\n({p}% dropped)" for lv, p in zip(LEVEL_ORDER, (0, 25, 50, 75))])
+    ax.set_xticklabels([f"{lv}\n({LEVELS[lv].drop_ratio:.0%} dropped)" for lv in LEVEL_ORDER])
     ax.set_ylabel({"top1": "top-1 accuracy", "mean_class": "mean-class accuracy"}.get(metric, metric))
     ax.set_xlabel("test corruption level")
     ax.grid(alpha=0.3)

@@ -21,13 +21,9 @@ from ...layouts import Layout
 from ..recognizer import Recognizer
 from ..registry import register_model
 from .common import (Block, DataBN, FusableMixin, GCNBackbone, UnitTCN, aggregate_post, bn_cl, bn_init, conv_init,
-                     fold_bn, from_cl, make_residual, mix, resolve_width, stage_plan, to_cl)
+                     fold_bn, from_cl, kaiming_fan_out, make_residual, mix, resolve_width, stage_plan, to_cl)
 
 __all__ = ["UnitAAGCN", "AAGCN", "build_aagcn"]
-
-
-def _kaiming_fan_out(w: torch.Tensor, fan_out: int) -> None:
-    nn.init.normal_(w, 0.0, math.sqrt(2.0 / fan_out))
 
 
 class UnitAAGCN(FusableMixin, nn.Module):
@@ -51,7 +47,7 @@ class UnitAAGCN(FusableMixin, nn.Module):
             self.alpha = nn.Parameter(torch.zeros(1))
             self.weight_ab = nn.Parameter(torch.empty(2 * K * self.inter_c, in_channels))
             self.bias_ab = nn.Parameter(torch.zeros(2 * K * self.inter_c))
-            _kaiming_fan_out(self.weight_ab, self.inter_c)  # conv_init of each conv_a / conv_b
+            kaiming_fan_out(self.weight_ab, self.inter_c)  # conv_init of each conv_a / conv_b
         else:
             self.register_buffer("A", A.clone())
         self.weight_d = nn.Parameter(torch.empty(out_channels, K * in_channels))

@@ -23,6 +23,7 @@ Speed notes (measured on a 2-core AVX-512 CPU, see ``benchmarks/throughput.py``)
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -44,6 +45,7 @@ __all__ = [
     "to_cl",
     "from_cl",
     "conv_init",
+    "kaiming_fan_out",
     "bn_init",
     "fold_bn",
     "FusableMixin",
@@ -219,6 +221,12 @@ def conv_init(conv: nn.Module) -> None:
     nn.init.kaiming_normal_(conv.weight, mode="fan_out")
     if conv.bias is not None:
         nn.init.constant_(conv.bias, 0)
+
+
+def kaiming_fan_out(w: torch.Tensor, fan_out: int) -> None:
+    """``N(0, 2 / fan_out)`` in place: :func:`conv_init` for a weight whose fan-out is given explicitly (fused or
+    reshaped weights, where PyTorch's shape-based fan-out would be wrong)."""
+    nn.init.normal_(w, 0.0, math.sqrt(2.0 / fan_out))
 
 
 def bn_init(bn: nn.Module, scale: float) -> None:

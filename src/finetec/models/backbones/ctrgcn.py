@@ -10,7 +10,6 @@ branch, concatenated, ReLU).
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import torch
@@ -21,13 +20,9 @@ from ...layouts import Layout
 from ..recognizer import Recognizer
 from ..registry import register_model
 from .common import (Block, DataBN, FusableMixin, GCNBackbone, bn_affine, bn_cl, bn_init, cl_weights, conv2d,
-                     fold_bn, from_cl, make_residual, mix, resolve_width, stage_plan, to_cl)
+                     fold_bn, from_cl, kaiming_fan_out, make_residual, mix, resolve_width, stage_plan, to_cl)
 
 __all__ = ["UnitCTRGCN", "CTRMSTCN", "CTRGCN", "build_ctrgcn"]
-
-
-def _kaiming_fan_out(w: torch.Tensor, fan_out: int) -> None:
-    nn.init.normal_(w, 0.0, math.sqrt(2.0 / fan_out))
 
 
 class UnitCTRGCN(FusableMixin, nn.Module):
@@ -54,14 +49,14 @@ class UnitCTRGCN(FusableMixin, nn.Module):
         self.bias3 = nn.Parameter(torch.zeros(K * out_channels))
         self.weight4 = nn.Parameter(torch.empty(K, out_channels, R))
         self.bias4 = nn.Parameter(torch.zeros(K, out_channels))
-        _kaiming_fan_out(self.weight12, R)
-        _kaiming_fan_out(self.weight3, out_channels)
-        _kaiming_fan_out(self.weight4, out_channels)
+        kaiming_fan_out(self.weight12, R)
+        kaiming_fan_out(self.weight3, out_channels)
+        kaiming_fan_out(self.weight4, out_channels)
         self.bn = nn.BatchNorm2d(out_channels)
         bn_init(self.bn, 1e-6)
         if in_channels != out_channels:
             self.down = nn.Conv2d(in_channels, out_channels, 1)
-            _kaiming_fan_out(self.down.weight, out_channels)
+            kaiming_fan_out(self.down.weight, out_channels)
             nn.init.constant_(self.down.bias, 0)
             self.down_bn = nn.BatchNorm2d(out_channels)
         else:
@@ -138,7 +133,7 @@ class CTRMSTCN(FusableMixin, nn.Module):
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
         for m in self.modules():  # PYSKL MSTCN.init_weights
             if isinstance(m, nn.Conv2d):
-                _kaiming_fan_out(m.weight, m.out_channels * m.kernel_size[0] * m.kernel_size[1])
+                kaiming_fan_out(m.weight, m.out_channels * m.kernel_size[0] * m.kernel_size[1])
                 nn.init.constant_(m.bias, 0)
             elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 bn_init(m, 1)
