@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/finetec demo $(DEMO_ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -x -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -x -p no:cacheprovider tests
 
 clean:
 	rm -rf $(VENV) results build *.egg-info src/*.egg-info
