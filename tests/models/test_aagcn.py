@@ -8,23 +8,8 @@ import torch.nn.functional as F
 
 from finetec.layouts import get_layout
 from finetec.models import create_model
+from model_helpers import bn_ref, check_shapes_grads_and_fused_eval, randomize
 from finetec.models.backbones.aagcn import UnitAAGCN
-
-
-def _bn(bn, y, training):
-    return F.batch_norm(y, bn.running_mean.clone(), bn.running_var.clone(), bn.weight, bn.bias, training, 0.0, bn.eps)
-
-
-def randomize(model, seed=0, scale=0.2):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * scale)
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
 
 
 def ref_unit_aagcn(m: UnitAAGCN, x: torch.Tensor, training: bool) -> torch.Tensor:
@@ -43,8 +28,8 @@ def ref_unit_aagcn(m: UnitAAGCN, x: torch.Tensor, training: bool) -> torch.Tenso
             adj = m.A[i]
         z = torch.matmul(x.reshape(N, C * T, V), adj).view(N, C, T, V)
         y = y + F.conv2d(z, wd[:, i][:, :, None, None], m.bias_d if i == 0 else None)
-    res = _bn(m.down_bn, F.conv2d(x, m.down.weight[:, :, None, None], m.down.bias), training) if m.down else x
-    y = F.relu(_bn(m.bn, y, training) + res)
+    res = bn_ref(m.down_bn, F.conv2d(x, m.down.weight[:, :, None, None], m.down.bias), training) if m.down else x
+    y = F.relu(bn_ref(m.bn, y, training) + res)
     if m.attention:
         s = torch.sigmoid(m.conv_sa(y.mean(-2)))
         y = y * s.unsqueeze(-2) + y
@@ -71,20 +56,7 @@ def test_unit_aagcn_equals_pyskl(layout, cin, cout, adaptive, attention):
 
 @pytest.mark.parametrize("layout,C,M", [("coco17", 3, 1), ("penn13", 2, 2), ("nturgbd25", 3, 2), ("coco17", 6, 2)])
 def test_shapes_grads_and_fused_eval(layout, C, M):
-    torch.manual_seed(0)
-    V = get_layout(layout).num_joints
-    model = create_model("aagcn", num_classes=5, layout=layout, in_channels=C, width="slim")
-    x = torch.randn(2, M, 10, V, C)
-    out = model(x)
-    assert out.shape == (2, 5)
-    out.sum().backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
-    randomize(model)
-    model.eval()
-    with torch.inference_mode():
-        plain = model(x)
-        fused = model.fuse_for_inference()(x)
-    assert torch.allclose(fused, plain, atol=1e-4 * plain.abs().max().item() + 1e-5, rtol=1e-4)
+    check_shapes_grads_and_fused_eval("aagcn", layout, C, M)
 
 
 def test_pyskl_initialisation_and_size():

@@ -8,28 +8,13 @@ import torch.nn.functional as F
 
 from finetec.layouts import get_layout
 from finetec.models import create_model
+from model_helpers import bn_ref, check_shapes_grads_and_fused_eval, randomize
 from finetec.models.backbones.ctrgcn import CTRMSTCN, UnitCTRGCN
-
-
-def _bn(bn, y, training):
-    return F.batch_norm(y, bn.running_mean.clone(), bn.running_var.clone(), bn.weight, bn.bias, training, 0.0, bn.eps)
 
 
 def _bn_slice(bn, y, sl, training):
     return F.batch_norm(y, bn.running_mean[sl].clone(), bn.running_var[sl].clone(), bn.weight[sl], bn.bias[sl],
                         training, 0.0, bn.eps)
-
-
-def randomize(model, seed=0, scale=0.2):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * scale)
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
 
 
 def ref_unit_ctrgcn(m: UnitCTRGCN, x: torch.Tensor, training: bool) -> torch.Tensor:
@@ -45,8 +30,8 @@ def ref_unit_ctrgcn(m: UnitCTRGCN, x: torch.Tensor, training: bool) -> torch.Ten
         g = torch.tanh(x1.unsqueeze(-1) - x2.unsqueeze(-2))
         g = F.conv2d(g, m.weight4[i][:, :, None, None], m.bias4[i]) * m.alpha + m.A[i][None, None]
         y = y + torch.einsum("ncuv,nctu->nctv", g, x3)
-    res = _bn(m.down_bn, m.down(x), training) if m.down is not None else x
-    return F.relu(_bn(m.bn, y, training) + res)
+    res = bn_ref(m.down_bn, m.down(x), training) if m.down is not None else x
+    return F.relu(bn_ref(m.bn, y, training) + res)
 
 
 def ref_ctr_mstcn(m: CTRMSTCN, x: torch.Tensor, training: bool) -> torch.Tensor:
@@ -91,20 +76,7 @@ def test_ctr_mstcn_equals_pyskl(cin, cout, stride):
 
 @pytest.mark.parametrize("layout,C,M", [("coco17", 3, 1), ("penn13", 2, 2), ("nturgbd25", 3, 2), ("coco17", 6, 1)])
 def test_shapes_grads_and_fused_eval(layout, C, M):
-    torch.manual_seed(0)
-    V = get_layout(layout).num_joints
-    model = create_model("ctrgcn", num_classes=5, layout=layout, in_channels=C, width="slim")
-    x = torch.randn(2, M, 10, V, C)
-    out = model(x)
-    assert out.shape == (2, 5)
-    out.sum().backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
-    randomize(model)
-    model.eval()
-    with torch.inference_mode():
-        plain = model(x)
-        fused = model.fuse_for_inference()(x)
-    assert torch.allclose(fused, plain, atol=1e-4 * plain.abs().max().item() + 1e-5, rtol=1e-4)
+    check_shapes_grads_and_fused_eval("ctrgcn", layout, C, M)
 
 
 def test_pyskl_initialisation_and_size():

@@ -8,12 +8,8 @@ import torch.nn.functional as F
 
 from finetec.layouts import get_layout
 from finetec.models import create_model
+from model_helpers import bn_ref, check_shapes_grads_and_fused_eval, randomize
 from finetec.models.backbones.common import DataBN, UnitGCN, UnitTCN, stage_plan
-
-
-def _bn(bn, y, training):
-    """BatchNorm with a module's parameters on channel dim 1, without touching its running stats."""
-    return F.batch_norm(y, bn.running_mean.clone(), bn.running_var.clone(), bn.weight, bn.bias, training, 0.0, bn.eps)
 
 
 def ref_unit_gcn(m: UnitGCN, x: torch.Tensor, training: bool) -> torch.Tensor:
@@ -21,24 +17,11 @@ def ref_unit_gcn(m: UnitGCN, x: torch.Tensor, training: bool) -> torch.Tensor:
     n, _, t, v = x.shape
     A = m.effective_A()
     z = F.conv2d(x, m.weight[:, :, None, None], m.bias).view(n, m.num_subsets, -1, t, v)
-    y = _bn(m.bn, torch.einsum("nkctv,kvw->nctw", z, A), training)
+    y = bn_ref(m.bn, torch.einsum("nkctv,kvw->nctw", z, A), training)
     if m.with_res:
-        y = y + (_bn(m.down_bn, F.conv2d(x, m.down.weight[:, :, None, None], m.down.bias), training)
+        y = y + (bn_ref(m.down_bn, F.conv2d(x, m.down.weight[:, :, None, None], m.down.bias), training)
                  if m.down is not None else x)
     return F.relu(y)
-
-
-def randomize(model: torch.nn.Module, seed: int = 0, scale: float = 0.2) -> None:
-    """Perturb every parameter and BN running statistic so that all paths (alpha, PA, biases) matter."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * scale)
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
 
 
 @pytest.mark.parametrize("adaptive", [None, "importance", "offset", "init"])
@@ -62,7 +45,7 @@ def test_unit_tcn_equals_conv_bn_and_accepts_any_memory_format():
     x = torch.randn(2, 8, 11, 5)
     for training in (True, False):
         m.train(training)
-        ref = _bn(m.bn, m.conv(x), training)
+        ref = bn_ref(m.bn, m.conv(x), training)
         assert torch.allclose(m(x), ref, atol=1e-5)
         assert torch.allclose(m(x.contiguous(memory_format=torch.channels_last)), ref, atol=1e-5)
     assert m(x).shape == (2, 8, 6, 5)
@@ -77,14 +60,14 @@ def test_block_and_backbone_equal_pyskl_composition():
     x = torch.randn(2, 2, 12, 13, 3)
     N, M, T, V, C = x.shape
     bn = model.backbone.data_bn.bn
-    h = _bn(bn, x.permute(0, 1, 3, 4, 2).reshape(N * M, V * C, T), False)
+    h = bn_ref(bn, x.permute(0, 1, 3, 4, 2).reshape(N * M, V * C, T), False)
     h = h.view(N * M, V, C, T).permute(0, 2, 3, 1)
     for blk in model.backbone.blocks:
-        y = _bn(blk.tcn.bn, blk.tcn.conv(ref_unit_gcn(blk.gcn, h, False)), False)
+        y = bn_ref(blk.tcn.bn, blk.tcn.conv(ref_unit_gcn(blk.gcn, h, False)), False)
         if blk.res_mode == "identity":
             y = y + h
         elif blk.res_mode == "module":
-            y = y + _bn(blk.residual.bn, blk.residual.conv(h), False)
+            y = y + bn_ref(blk.residual.bn, blk.residual.conv(h), False)
         h = F.relu(y)
     logits = model.head.fc(h.mean((2, 3)).view(N, M, -1).mean(1))
     with torch.no_grad():

@@ -8,23 +8,8 @@ import torch.nn.functional as F
 
 from finetec.layouts import get_layout
 from finetec.models import create_model
+from model_helpers import bn_ref, check_shapes_grads_and_fused_eval, randomize
 from finetec.models.backbones.common import MSTCN
-
-
-def _bn(bn, y, training):
-    return F.batch_norm(y, bn.running_mean.clone(), bn.running_var.clone(), bn.weight, bn.bias, training, 0.0, bn.eps)
-
-
-def randomize(model, seed=0, scale=0.2):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * scale)
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
 
 
 def ref_mstcn(m: MSTCN, x: torch.Tensor, training: bool) -> torch.Tensor:
@@ -45,8 +30,8 @@ def ref_mstcn(m: MSTCN, x: torch.Tensor, training: bool) -> torch.Tensor:
             outs.append(F.max_pool2d(h, (ks, 1), (s, 1), (1, 0)))
         start += c
     outs.append(F.conv2d(x, m.pre1.weight[:, :, None, None], m.pre1.bias, stride=(s, 1)))
-    feat = F.relu(_bn(m.transform_bn, torch.cat(outs, 1), training))
-    return _bn(m.bn, F.conv2d(feat, m.transform.weight[:, :, None, None], m.transform.bias), training)
+    feat = F.relu(bn_ref(m.transform_bn, torch.cat(outs, 1), training))
+    return bn_ref(m.bn, F.conv2d(feat, m.transform.weight[:, :, None, None], m.transform.bias), training)
 
 
 @pytest.mark.parametrize("cin,cout,stride", [(12, 12, 1), (12, 24, 2), (64, 64, 1)])
@@ -78,20 +63,7 @@ def test_stgcnpp_is_pyskl_configuration():
 
 @pytest.mark.parametrize("layout,C,M", [("coco17", 3, 1), ("penn13", 2, 2), ("nturgbd25", 3, 2), ("coco17", 6, 1)])
 def test_shapes_grads_and_fused_eval(layout, C, M):
-    torch.manual_seed(0)
-    V = get_layout(layout).num_joints
-    model = create_model("stgcnpp", num_classes=5, layout=layout, in_channels=C, width="slim")
-    x = torch.randn(2, M, 10, V, C)
-    out = model(x)
-    assert out.shape == (2, 5)
-    out.sum().backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
-    randomize(model)
-    model.eval()
-    with torch.inference_mode():
-        plain = model(x)
-        fused = model.fuse_for_inference()(x)
-    assert torch.allclose(fused, plain, atol=1e-4, rtol=1e-4)
+    check_shapes_grads_and_fused_eval("stgcnpp", layout, C, M)
 
 
 def test_bf16_autocast():
