@@ -22,6 +22,12 @@ Usage::
     python benchmarks/throughput.py                 # full table (about 10-15 min on 2 cores)
     python benchmarks/throughput.py --quick         # T=48 only, fewer windows
     python benchmarks/throughput.py --models stgcn --widths standard --out results/throughput.csv
+    python benchmarks/throughput.py --finetec       # FineTec vs its GCN backbone (forward cost ratio)
+
+``--finetec`` times the FineTec recognizer (completion with a filled 256-clip bank, decomposition, physics, CA
+fusion, ST-GCN++ backbone; eval mode for inference and latency, train mode with its L_Ac for training) against the
+same ST-GCN++ recognizer alone on the same input, and prints the cost ratios (the issue's bar: FineTec's forward at
+most 2x its backbone's).
 """
 
 from __future__ import annotations
@@ -321,6 +327,62 @@ def measure(models: dict[str, nn.Module], *, T: int, bf16: bool, batch: int, per
     return out
 
 
+class _WithMask(nn.Module):
+    """FineTec as a ``model(x) -> logits`` callable for :func:`measure`: all frames valid; in training the L_Ac
+    term is added to the logits' graph so that its backward is timed too."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = torch.ones(x.shape[0], x.shape[2], dtype=torch.bool)
+        logits, aux = self.model(x, mask)
+        return logits + sum(aux.values()) * 0 if aux else logits
+
+    def fuse_for_inference(self, enabled: bool = True) -> "_WithMask":
+        self.model.fuse_for_inference(enabled)
+        return self
+
+
+def finetec_vs_backbone(args: argparse.Namespace, V: int, common: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows comparing FineTec with its ST-GCN++ backbone alone (same width, input and dtype)."""
+    rows = []
+    for width in args.widths.split(","):
+        for T in (int(t) for t in args.T.split(",")):
+            for dt in args.dtypes.split(","):
+                torch.manual_seed(0)
+                ft = create_model("finetec", num_classes=args.num_classes, layout=args.layout,
+                                  in_channels=args.in_channels, width=width, clip_len=T, backbone="stgcnpp")
+                bank = ft.completion.bank
+                K = bank.sequences.shape[0]
+                bank.load(torch.randn(K, T, V, 2) * 0.3, torch.ones(K, T, V))
+                bb = create_model("stgcnpp", num_classes=args.num_classes, layout=args.layout,
+                                  in_channels=args.in_channels, width=width)
+                res = measure({"finetec": _WithMask(ft), "backbone": bb}, T=T, bf16=dt == "bf16", **common)
+                f, b = res["finetec"], res["backbone"]
+                rows.append({"width": width, "T": T, "dtype": dt, "params": sum(p.numel() for p in ft.parameters()),
+                             "backbone_params": sum(p.numel() for p in bb.parameters()),
+                             **{f"finetec_{k}": v for k, v in f.items()}, **{f"backbone_{k}": v for k, v in b.items()},
+                             "forward_cost_ratio": b["infer"] / f["infer"],
+                             "latency_ratio": f["lat_median_ms"] / b["lat_median_ms"],
+                             "train_cost_ratio": b["train"] / f["train"]})
+                r = rows[-1]
+                print(f"  finetec/{width:8s} {dt:4s} T={T:<3d} forward cost {r['forward_cost_ratio']:.2f}x, latency "
+                      f"{r['latency_ratio']:.2f}x, training cost {r['train_cost_ratio']:.2f}x of ST-GCN++", flush=True)
+    lines = ["| width | dtype | T | params (FineTec / backbone) | infer seq/s (FineTec / backbone) | latency ms "
+             "(FineTec / backbone) | train seq/s (FineTec / backbone) | forward cost ratio | latency ratio | "
+             "train cost ratio |", "|" + "---|" * 10]
+    for r in rows:
+        lines.append(f"| {r['width']} | {r['dtype']} | {r['T']} | {r['params'] / 1e6:.2f}M / "
+                     f"{r['backbone_params'] / 1e6:.2f}M | {r['finetec_infer']:.1f} / {r['backbone_infer']:.1f} | "
+                     f"{r['finetec_lat_median_ms']:.2f} / {r['backbone_lat_median_ms']:.2f} | "
+                     f"{r['finetec_train']:.1f} / {r['backbone_train']:.1f} | {r['forward_cost_ratio']:.2f}x | "
+                     f"{r['latency_ratio']:.2f}x | {r['train_cost_ratio']:.2f}x |")
+    print("\n" + "\n".join(lines))
+    return rows
+
+
 def machine_info() -> dict[str, str]:
     cpu = platform.processor() or "?"
     try:
@@ -362,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-reference", action="store_true", help="skip the plain reference implementations")
     ap.add_argument("--quick", action="store_true", help="T=48 only, 3 windows of 2 steps, 20 latency runs")
     ap.add_argument("--out", help="also write the rows as CSV here")
+    ap.add_argument("--finetec", action="store_true", help="only FineTec vs its ST-GCN++ backbone")
     args = ap.parse_args(argv)
     if args.quick:
         args.T, args.windows, args.steps, args.lat_runs = "48", 3, 2, 20
@@ -377,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     common = dict(batch=args.batch, persons=args.persons, V=V, C=args.in_channels, num_classes=args.num_classes,
                   windows=args.windows, steps=args.steps, lat_runs=args.lat_runs)
+    if args.finetec:
+        finetec_vs_backbone(args, V, common)
+        print(f"\nload average at end {_load()} (start {load0})")
+        return 0
     for name in args.models.split(","):
         for width in args.widths.split(","):
             for T in (int(t) for t in args.T.split(",")):

@@ -3,7 +3,7 @@
 ::
 
     finetec train CONFIG [key=value ...] [--resume auto|PATH]
-    finetec test CONFIG --ckpt PATH [--corruption clean|minor|moderate|severe|all|PRESET] [key=value ...]
+    finetec test CONFIG [--ckpt PATH] [--corruption clean|minor|moderate|severe|all|PRESET] [key=value ...]
     finetec corrupt IN.pkl OUT.pkl --level LEVEL [--mode compact|inplace] [--seed N]
     finetec data prepare penn-action SRC_DIR OUT.pkl
     finetec data info FILE
@@ -104,7 +104,7 @@ def _cmd_corrupt(args: argparse.Namespace) -> int:
     for i, a in enumerate(anns):
         layout = infer_layout(a["keypoint"].shape[2], None, data["meta"], where)
         try:
-            s = SkeletonSample.from_pyskl(dict(a), layout=layout).validate()
+            s = SkeletonSample.from_pyskl(dict(a), layout=layout).validate(allow_no_joints=True)
             c = corrupt_sample(s, spec, seed=args.seed)
         except (SampleError, ValueError) as e:
             raise SampleError(f"{where}: annotation {i} ({a.get('frame_dir')!r}): {e}") from e
@@ -174,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("test", help="evaluate weights", description="Evaluate --ckpt on the test split.")
     e.add_argument("config")
     e.add_argument("overrides", nargs="*", metavar="key=value")
-    e.add_argument("--ckpt", required=True, help="exported model.pth or a Lightning .ckpt")
+    e.add_argument("--ckpt", default=None, help="exported model.pth or a Lightning .ckpt (not needed for the "
+                   "non-learned completers of task: completion)")
     e.add_argument("--corruption", default=None, metavar=f"{levels}|all",
                    help="corruption level (or any preset, e.g. severe+S-low); default: the config's test.levels")
     e.add_argument("--out-dir", default=None, help="where scores and metrics.json go (default WORK_DIR/test)")

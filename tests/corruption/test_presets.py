@@ -253,3 +253,49 @@ def test_corrupt_counts_distinct_source_frames_of_looped_clips(T, level, kept):
     sampled = np.mod(UniformSampleFrames(48, test_mode=True)._indices(T, np.random.RandomState(255), test=True), T)
     assert out["mask"].sum() == np.isin(sampled, kept_ids).sum()
     assert "frame_inds" not in out
+
+
+@pytest.mark.parametrize("level,mode", [("severe", "compact"), ("moderate", "inplace"), ("severe+S-low", "compact"),
+                                        ("minor+T-low", "compact")])
+def test_corrupt_keep_clean_records_the_surviving_frames(level, mode):
+    """kept[t] is True exactly for the clean frames found (in order) in the corrupted clip, per clip."""
+    T, nc = 16, 3
+    r = _results(T=T, nc=nc, seed=4)
+    r["keypoint"] = r["keypoint"] + np.arange(T * nc, dtype=np.float32)[None, :, None, None] * 10  # frames differ
+    clean = r["keypoint"].copy()
+    for test_mode in (True, False):
+        out = Corrupt(level, mode=mode, test_mode=test_mode, keep_clean=True)(dict(r, keypoint=clean.copy()))
+        np.testing.assert_array_equal(out["keypoint_clean"], clean)
+        kept = out["kept"].reshape(nc, T)
+        m = out["mask"].reshape(nc, T)
+        kp = out["keypoint"].reshape(2, nc, T, 17, 2)
+        ck = clean.reshape(2, nc, T, 17, 2)
+        for c in range(nc):
+            assert kept[c].sum() == m[c].sum()
+            if "S-" not in level:  # no noise: the surviving frames are the clean ones, in time order
+                np.testing.assert_array_equal(kp[:, c][:, m[c]], ck[:, c][:, kept[c]])
+            else:
+                assert np.abs(kp[:, c][:, m[c]] - ck[:, c][:, kept[c]]).max() < 0.2
+            if mode == "inplace":
+                np.testing.assert_array_equal(kept[c], m[c])
+    # keep_clean does not change what the corruption does
+    a = Corrupt(level, mode=mode, test_mode=True)(dict(r, keypoint=clean.copy()))
+    b = Corrupt(level, mode=mode, test_mode=True, keep_clean=True)(dict(r, keypoint=clean.copy()))
+    np.testing.assert_array_equal(a["keypoint"], b["keypoint"])
+
+
+def test_keep_clean_with_looped_clip_and_format():
+    from finetec.data.transforms import FormatGCNInput, UniformSampleFrames
+
+    T = 20
+    raw = np.arange(T, dtype=np.float32)[None, :, None, None] * np.ones((1, T, 13, 2), np.float32) + 1.0
+    r = dict(keypoint=raw, keypoint_score=np.ones((1, T, 13), np.float32), mask=np.ones(T, bool),
+             total_frames=T, frame_dir="clip20")
+    r = UniformSampleFrames(48, num_clips=2, test_mode=True)(r)
+    r = Corrupt("severe", test_mode=True, keep_clean=True)(r)
+    r = FormatGCNInput(num_person=2)(r)
+    assert r["keypoint_clean"].shape == (2, 2, 48, 13, 2) and r["kept"].shape == (2, 48)
+    assert not r["keypoint_clean"][:, 1].any()  # the padded second person
+    for c in range(2):
+        survivors = r["keypoint"][c, 0, r["mask"][c], 0, 0]
+        np.testing.assert_array_equal(survivors, r["keypoint_clean"][c, 0, r["kept"][c], 0, 0])

@@ -102,3 +102,34 @@ def test_synthetic_is_deterministic():
     a, b = synthetic_annotations(seed=3), synthetic_annotations(seed=3)
     assert all(np.array_equal(x["keypoint"], y["keypoint"]) for x, y in zip(a["annotations"], b["annotations"]))
     assert len(a["split"]["train"]) == 24 and len(a["split"]["test"]) == 12
+
+
+def test_dataset_skips_invisible_samples_in_training_only():
+    import warnings
+
+    import numpy as np
+    import pytest
+
+    from finetec.data.dataset import SkeletonDataset, synthetic_annotations
+    from finetec.data.io import AnnotationError
+    from finetec.data.transforms import default_pipeline
+
+    data = synthetic_annotations(num_classes=2, per_class=(3, 2), layout="penn13", seed=1)
+    victim = data["split"]["train"][1]
+    for a in data["annotations"]:
+        if a["frame_dir"] == victim:
+            a["keypoint_score"] = np.zeros_like(a["keypoint_score"])
+    pipe = default_pipeline("penn13", clip_len=8, num_clips=1, test_mode=False, num_person=1)
+    with pytest.warns(UserWarning, match=f"skipped 1 sample.*{victim}"):
+        train = SkeletonDataset(data, "train", pipe)
+    assert train.skipped == [victim] and victim not in train.frame_dirs and len(train) == 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kept = SkeletonDataset(data, "train", pipe, skip_invisible=False)
+        evaluation = SkeletonDataset(data, "train", pipe, test_mode=True)
+    assert victim in kept.frame_dirs and victim in evaluation.frame_dirs and evaluation.skipped == []
+    for a in data["annotations"]:
+        a["keypoint_score"] = np.zeros_like(a["keypoint_score"])
+    with pytest.raises(AnnotationError, match="no sample with a visible joint"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        SkeletonDataset(data, "train", pipe)

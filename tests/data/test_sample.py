@@ -139,3 +139,24 @@ def test_from_pyskl_errors_name_the_annotation():
         SkeletonSample.from_pyskl({"frame_dir": "z", "keypoint": np.zeros((6, 17, 2))})
     with pytest.raises(SampleError, match="annotation 'z'.*score shape"):
         SkeletonSample.from_pyskl({"frame_dir": "z", "keypoint": _kp(), "keypoint_score": np.ones((1, 5, 17))})
+
+
+def test_validate_refuses_a_sequence_without_visible_joints_unless_allowed():
+    import numpy as np
+    import pytest
+
+    from finetec.data.sample import SampleError, SkeletonSample
+
+    kp = np.ones((1, 5, 13, 2), np.float32)
+    s = SkeletonSample(keypoint=kp, score=np.zeros((1, 5, 13), np.float32), id="blind", layout="penn13")
+    with pytest.raises(SampleError, match="blind.*no joint is visible in any of its 5 valid frames"):
+        s.validate(13)
+    assert s.validate(13, allow_no_joints=True) is s and not s.has_visible_joint
+    # one visible joint in a dropped frame does not count
+    score = np.zeros((1, 5, 13), np.float32)
+    score[0, 2, 4] = 0.9
+    mask = np.ones(5, bool)
+    mask[2] = False
+    with pytest.raises(SampleError, match="no joint is visible"):
+        SkeletonSample(keypoint=kp, score=score, mask=mask, id="b", layout="penn13").validate()
+    assert SkeletonSample(keypoint=kp, score=score, id="c", layout="penn13").validate().has_visible_joint

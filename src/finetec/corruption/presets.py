@@ -30,6 +30,7 @@ __all__ = [
     "corrupt_seed",
     "corrupt_arrays",
     "corrupt_sample",
+    "frame_sources",
 ]
 
 
@@ -277,14 +278,31 @@ def _no_conf_thr(spec: CorruptionSpec) -> CorruptionSpec:
 
 
 def _frame_sources(sample: SkeletonSample, spec: CorruptionSpec, rng_seed: int) -> np.ndarray:
-    """``[T]`` int64: the input frame each output frame of :func:`corrupt_sample` holds, -1 where it was zeroed.
+    """``[T]`` int64: the input frame each output frame of :func:`corrupt_sample` holds (see :func:`frame_sources`)."""
+    return frame_sources(sample.scores, sample.mask, spec, np.random.default_rng(rng_seed),
+                         channels=sample.keypoint.shape[-1])
 
-    Replays :func:`corrupt_arrays` with the same seed on keypoints that hold ``frame index + 1``: its random draws
-    depend only on the array shapes and the mask, so the frames are dropped and moved exactly as in the real call.
-    Noise is scaled to 0 and ``conf_thr`` (no random draws) is switched off so the indices survive.
+
+def frame_sources(
+    score: np.ndarray,
+    mask: np.ndarray,
+    spec: "str | Mapping[str, Any] | CorruptionSpec",
+    rng: np.random.Generator,
+    *,
+    channels: int,
+    source_index: np.ndarray | None = None,
+) -> np.ndarray:
+    """``[..., T]`` int64: the input frame each output frame of :func:`corrupt_arrays` holds, -1 where it was zeroed.
+
+    ``rng`` must be in the state the real :func:`corrupt_arrays` call started from (pass a copy): the call is replayed
+    on keypoints that hold ``frame index + 1``. Its random draws depend only on the shapes, the mask and the scores,
+    so the frames are dropped and moved exactly as in the real call (``channels``, the C of the real keypoints, keeps
+    the number of noise draws equal); noise is scaled to 0 and ``conf_thr`` (no random
+    draws) is switched off so the indices survive. A frame whose every joint is occluded reads -1.
     """
-    kp = sample.keypoint
-    ids = np.broadcast_to(np.arange(1, kp.shape[1] + 1, dtype=np.float32)[None, :, None, None], kp.shape)
-    out, _, _, _ = corrupt_arrays(ids, sample.scores, sample.mask, _no_conf_thr(spec),
-                                  np.random.default_rng(rng_seed), coord_scale=np.zeros(kp.shape[-1]))
-    return np.rint(out.max(axis=(0, 2, 3))).astype(np.int64) - 1
+    score = np.asarray(score, dtype=np.float32)
+    T = score.shape[-2]
+    ids = np.broadcast_to(np.arange(1, T + 1, dtype=np.float32)[:, None, None], score.shape + (int(channels),))
+    out, _, _, _ = corrupt_arrays(ids, score, mask, _no_conf_thr(spec), rng, coord_scale=np.zeros(int(channels)),
+                                  source_index=source_index)
+    return np.rint(out.max(axis=(-4, -2, -1))).astype(np.int64) - 1

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..data.transforms import _Repr, _keypoint, _mask, _rng, _score, _tag, TransformError, register_transform
-from .presets import CorruptionSpec, corrupt_arrays, corrupt_seed, get_spec
+from .presets import CorruptionSpec, corrupt_arrays, corrupt_seed, frame_sources, get_spec
 from .temporal import check_mode, check_pattern
 
 __all__ = ["Corrupt"]
@@ -26,15 +27,19 @@ class Corrupt(_Repr):
     the drop ratio counts distinct source frames, so a short sequence looped to ``clip_len`` loses the stated share of
     its real frames (all looped copies of a dropped frame go together).
 
+    ``keep_clean=True`` (completion training and restoration metrics) also keeps the uncorrupted clip and, in its time
+    axis, which frames survived: ``kept [T]`` (False = a missing frame the completion has to restore).
+
     Required keys: keypoint, frame_dir (test mode), rng (training).
     Modified keys: keypoint, keypoint_score, mask; frame_inds is removed (no longer aligned).
-    Added keys: valid_len ``[num_clips]`` int64, corruption (the spec key).
+    Added keys: valid_len ``[num_clips]`` int64, corruption (the spec key); with ``keep_clean``: keypoint_clean,
+    keypoint_score_clean (the input's keypoint / keypoint_score) and kept ``[T]`` bool.
     """
 
-    _repr_keys = ("level", "mode", "pattern", "test_mode", "seed")
+    _repr_keys = ("level", "mode", "pattern", "test_mode", "seed", "keep_clean")
 
     def __init__(self, level: Any, mode: str | None = None, pattern: str | Sequence[str] | None = None,
-                 test_mode: bool = False, seed: int = 0) -> None:
+                 test_mode: bool = False, seed: int = 0, keep_clean: bool = False) -> None:
         levels = list(level) if isinstance(level, (list, tuple)) else [level]
         patterns = list(pattern) if isinstance(pattern, (list, tuple)) else ([] if pattern is None else [pattern])
         if not levels:
@@ -47,7 +52,7 @@ class Corrupt(_Repr):
         if mode is not None:
             check_mode(mode)
         self.level, self.mode, self.pattern = level, mode, pattern
-        self.test_mode, self.seed = bool(test_mode), int(seed)
+        self.test_mode, self.seed, self.keep_clean = bool(test_mode), int(seed), bool(keep_clean)
         self._specs = [get_spec(lv) for lv in levels]
         self._patterns = patterns
 
@@ -87,6 +92,14 @@ class Corrupt(_Repr):
         sc_c = score.reshape(M, nc, L, V).transpose(1, 0, 2, 3)
         src = results.get("frame_inds")
         src = np.asarray(src).reshape(nc, L) if src is not None and np.size(src) == T else None
+        if self.keep_clean:
+            results["keypoint_clean"], results["keypoint_score_clean"] = kp, score
+            # which input frames survive: replay the same draws on frame indices (see frame_sources)
+            sources = frame_sources(sc_c, mask.reshape(nc, L), spec, copy.deepcopy(rng), channels=C,
+                                    source_index=src)
+            kept = np.zeros((nc, L + 1), dtype=bool)
+            kept[np.arange(nc)[:, None], np.where(sources >= 0, sources, L)] = True
+            results["kept"] = kept[:, :L].reshape(T)
         kp_c, sc_c, mk_c, valid_len = corrupt_arrays(kp_c, sc_c, mask.reshape(nc, L), spec, rng, coord_scale=scale,
                                                      source_index=src)
         results["keypoint"] = np.ascontiguousarray(kp_c.transpose(1, 0, 2, 3, 4).reshape(M, T, V, C))

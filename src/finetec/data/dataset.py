@@ -14,6 +14,7 @@ yields).
 from __future__ import annotations
 
 import os
+import warnings
 import zlib
 from typing import Any, Mapping, Sequence
 
@@ -44,6 +45,11 @@ class SkeletonDataset(Dataset):
         name: how error messages name an ``ann_file`` given as a dict (e.g. the file it was read from).
         trusted: the dict comes from :func:`~finetec.data.io.load_annotations` (already validated as a whole);
             each sample is still converted and validated.
+        skip_invisible: what to do with a sample in which no joint is visible at all (e.g. Penn Action's clip
+            1516): ``None`` (default) skips it in training -- there is nothing to learn from -- and keeps it in
+            evaluation, so the official test split keeps its size and the clip counts as whatever the model
+            predicts from an empty input; ``True`` / ``False`` force skipping / keeping. Skipped ids are listed in
+            ``self.skipped`` and reported once with a warning.
 
     Every sample is converted to a :class:`SkeletonSample` and validated when the dataset is built, so a bad
     sample fails at once with the file, the sample id and its index in the split.
@@ -63,6 +69,7 @@ class SkeletonDataset(Dataset):
         require_labels: bool = True,
         name: str | None = None,
         trusted: bool = False,
+        skip_invisible: bool | None = None,
     ) -> None:
         if isinstance(ann_file, Mapping):
             self.where = name or "annotations dict"
@@ -99,17 +106,27 @@ class SkeletonDataset(Dataset):
             self.classes = [str(c) for c in classes]
         else:
             self.classes = [str(i) for i in range(int(all_labels.max()) + 1 if all_labels.max() >= 0 else 0)]
+        skip = (not self.test_mode) if skip_invisible is None else bool(skip_invisible)
         self.samples: list[SkeletonSample] = []
+        self.skipped: list[str] = []
         for i, a in enumerate(selected):
             where = f"{self.where}, split {split!r} index {i}"
             try:
                 s = SkeletonSample.from_pyskl(dict(a), layout=self.layout.name)
-                s.validate(self.layout.num_joints)
+                s.validate(self.layout.num_joints, allow_no_joints=True)
             except SampleError as e:
                 raise SampleError(f"{where}: {e}") from e
+            if not s.has_visible_joint and skip:
+                self.skipped.append(s.id)
+                continue
             if require_labels and s.label < 0:
                 raise SampleError(f"{where}: sample {s.id!r} has no label (-1); training/evaluation needs labels")
             self.samples.append(s)
+        if self.skipped:
+            warnings.warn(f"{self.where}, split {split!r}: skipped {len(self.skipped)} sample(s) with no visible "
+                          f"joint: {self.skipped[:5]}{' ...' if len(self.skipped) > 5 else ''}", stacklevel=2)
+        if not self.samples:
+            raise AnnotationError(f"{self.where}: split {split!r} has no sample with a visible joint")
         self.pipeline: Compose = build_pipeline(pipeline)
 
     # ------------------------------------------------------------------ API
@@ -167,13 +184,18 @@ class SkeletonDataset(Dataset):
                 f"{self.where}: sample {self.samples[index].id!r} (index {index}): pipeline must end with "
                 f"FormatGCNInput (keypoint [nc, M, T, V, C], mask [nc, T]); got keypoint shape "
                 f"{getattr(kp, 'shape', None)}, mask shape {getattr(mask, 'shape', None)}")
-        return {
+        out = {
             "keypoint": torch.from_numpy(np.ascontiguousarray(kp, dtype=np.float32)),
             "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=bool)),
             "label": torch.tensor(int(res["label"]), dtype=torch.long),
             "frame_dir": str(res["frame_dir"]),
             "index": torch.tensor(index, dtype=torch.long),
         }
+        if "keypoint_clean" in res:  # Corrupt(keep_clean=True): ground truth for completion / restoration metrics
+            out["keypoint_clean"] = torch.from_numpy(np.ascontiguousarray(res["keypoint_clean"], dtype=np.float32))
+            out["score_clean"] = torch.from_numpy(np.ascontiguousarray(res["keypoint_score_clean"], dtype=np.float32))
+            out["kept"] = torch.from_numpy(np.ascontiguousarray(res["kept"], dtype=bool))
+        return out
 
     def __repr__(self) -> str:
         return (f"SkeletonDataset({self.where!r}, split={self.split!r}, {len(self)} samples, layout="

@@ -364,7 +364,8 @@ def load_samples(path: "str | os.PathLike", split: str | None = None,
     samples = []
     for a in anns:
         try:
-            samples.append(SkeletonSample.from_pyskl(dict(a), layout=name, where=where).validate(V, where=where))
+            samples.append(SkeletonSample.from_pyskl(dict(a), layout=name, where=where).validate(
+                V, where=where, allow_no_joints=True))
         except SampleError as e:
             raise AnnotationError(str(e)) from e
     return samples, meta
@@ -379,7 +380,7 @@ def dataset_info(path: "str | os.PathLike") -> dict[str, Any]:
     ``frames`` (min/mean/max of T), ``max_persons``, ``joints`` (sorted distinct V), ``channels`` (distinct C),
     ``missing_joint_fraction`` (score == 0 among all joints of valid frames; None without scores),
     ``dropped_frame_fraction`` (frames with ``frame_mask`` False; None when no annotation has a mask),
-    ``keypoint_dtypes``.
+    ``no_visible_joint`` (ids of samples in which no joint is visible; training skips them), ``keypoint_dtypes``.
     """
     data = load_annotations(path)
     anns, meta = data["annotations"], data["meta"]
@@ -396,6 +397,7 @@ def dataset_info(path: "str | os.PathLike") -> dict[str, Any]:
 
     missing = total = 0
     has_score = False
+    invisible: list[str] = []
     dropped = frames_total = 0
     has_mask = False
     for a in anns:
@@ -412,6 +414,8 @@ def dataset_info(path: "str | os.PathLike") -> dict[str, Any]:
             sv = s[:, valid]
             missing += int((sv == 0).sum())
             total += sv.size
+            if not (sv > 0).any():
+                invisible.append(str(a.get("frame_dir")))
         else:
             total += kp.shape[0] * int(valid.sum()) * kp.shape[2]
     layout = meta.get("layout")
@@ -437,6 +441,7 @@ def dataset_info(path: "str | os.PathLike") -> dict[str, Any]:
         "channels": Cs,
         "missing_joint_fraction": (missing / total if total else 0.0) if has_score else None,
         "dropped_frame_fraction": (dropped / frames_total if frames_total else 0.0) if has_mask else None,
+        "no_visible_joint": invisible,
         "keypoint_dtypes": sorted(Counter(str(a["keypoint"].dtype) for a in anns)),
     }
 
@@ -469,6 +474,10 @@ def format_info(info: Mapping[str, Any], max_classes: int = 400) -> str:
                                        "(score 0, valid frames)"))
     df = info.get("dropped_frame_fraction")
     lines.append("dropped frames: " + ("none (no frame_mask)" if df is None else f"{100 * df:.2f}%"))
+    inv = info.get("no_visible_joint") or []
+    if inv:
+        lines.append(f"no visible joint at all: {len(inv)} sample(s) {inv[:5]}{' ...' if len(inv) > 5 else ''} "
+                     "(kept in the file; skipped in training)")
     lines.append(f"classes:     {info['num_classes']}" + (f"  (+{info['unlabelled']} unlabelled samples)"
                                                          if info.get("unlabelled") else ""))
     counts: Sequence[int] = info["class_counts"]

@@ -94,9 +94,10 @@ class SkeletonSample:
         base.update(changes)
         return replace(self, **base)
 
-    def validate(self, num_joints: int | None = None, *, where: str = "") -> "SkeletonSample":
-        """Raise :class:`SampleError` for NaN/inf coordinates or scores, empty or all-dropped sequences, or a wrong
-        joint count.
+    def validate(self, num_joints: int | None = None, *, where: str = "",
+                 allow_no_joints: bool = False) -> "SkeletonSample":
+        """Raise :class:`SampleError` for NaN/inf coordinates or scores, empty or all-dropped sequences, a wrong
+        joint count, or (unless ``allow_no_joints``) a sequence in which no joint is visible in any valid frame.
 
         Missing joints must be encoded with score 0, not NaN; a reader that meets NaN converts it explicitly.
         """
@@ -117,7 +118,17 @@ class SkeletonSample:
             raise SampleError(f"{tag}: non-finite score at person {m}, frame {t}, joint {v}")
         if not self.mask.any():
             raise SampleError(f"{tag}: all {self.num_frames} frames are dropped (mask is all False)")
+        if not allow_no_joints and not self.has_visible_joint:
+            raise SampleError(f"{tag}: no joint is visible in any of its {int(self.mask.sum())} valid frames "
+                              "(every score is 0)")
         return self
+
+    @property
+    def has_visible_joint(self) -> bool:
+        """True when some joint has a score > 0 in a valid frame (always, for samples without scores)."""
+        if self.score is None:
+            return True
+        return bool((self.score[:, self.mask] > 0).any())
 
     # PYSKL annotation dict <-> sample -------------------------------------------------
     def to_pyskl(self) -> dict[str, Any]:

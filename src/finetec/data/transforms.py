@@ -547,7 +547,8 @@ class FormatGCNInput(_Repr):
     order. Fewer: zero persons (score 0) are appended.
 
     Required keys: keypoint, num_clips (default 1).
-    Modified keys: keypoint ``[nc, M, L, V, C]``, keypoint_score ``[nc, M, L, V]``, mask ``[nc, L]``.
+    Modified keys: keypoint ``[nc, M, L, V, C]``, keypoint_score ``[nc, M, L, V]``, mask ``[nc, L]``; when present
+    (``Corrupt(keep_clean=True)``) keypoint_clean, keypoint_score_clean and kept ``[nc, L]`` in the same way.
     Added keys: valid_len ``[nc]`` int64 (valid frames per clip).
     """
 
@@ -571,18 +572,27 @@ class FormatGCNInput(_Repr):
         mask = _mask(results, who)
         M, T, V, C = kp.shape
         P = self.num_person
-        if M > P:
-            keep = np.sort(np.argsort(-score.sum((1, 2)), kind="stable")[:P])
-            kp, score = kp[keep], score[keep]
-        elif M < P:
-            kp = np.concatenate([kp, np.zeros((P - M, T, V, C), np.float32)], 0)
-            score = np.concatenate([score, np.zeros((P - M, T, V), np.float32)], 0)
         nc = int(results.get("num_clips", 1))
         if nc < 1 or T % nc:
             raise TransformError(f"{_tag(results, who)}: T={T} frames cannot be split into num_clips={nc}")
         L = T // nc
-        results["keypoint"] = np.ascontiguousarray(kp.reshape(P, nc, L, V, C).transpose(1, 0, 2, 3, 4))
-        results["keypoint_score"] = np.ascontiguousarray(score.reshape(P, nc, L, V).transpose(1, 0, 2, 3))
+        keep = np.sort(np.argsort(-score.sum((1, 2)), kind="stable")[:P]) if M > P else None
+
+        def persons_and_clips(a: np.ndarray) -> np.ndarray:  # [M, T, ...] -> [nc, P, L, ...]
+            a = np.asarray(a, dtype=np.float32)
+            if keep is not None:
+                a = a[keep]
+            elif M < P:
+                a = np.concatenate([a, np.zeros((P - M,) + a.shape[1:], np.float32)], 0)
+            a = a.reshape((P, nc, L) + a.shape[2:])
+            return np.ascontiguousarray(np.moveaxis(a, 1, 0))
+
+        results["keypoint"] = persons_and_clips(kp)
+        results["keypoint_score"] = persons_and_clips(score)
+        if "keypoint_clean" in results:  # Corrupt(keep_clean=True): the ground truth follows the same persons
+            results["keypoint_clean"] = persons_and_clips(results["keypoint_clean"])
+            results["keypoint_score_clean"] = persons_and_clips(results["keypoint_score_clean"])
+            results["kept"] = np.asarray(results["kept"], dtype=bool).reshape(nc, L)
         results["mask"] = mask.reshape(nc, L)
         results["valid_len"] = results["mask"].sum(-1).astype(np.int64)
         return results
@@ -644,11 +654,13 @@ def default_pipeline(
     augment: bool = True,
     num_person: int = 2,
     corruption_seed: int = 0,
+    keep_clean: bool = False,
 ) -> list[dict[str, Any]]:
     """The standard list of transform configs.
 
-    ``PreNormalize{2D,3D} -> UniformSampleFrames -> [Corrupt] -> [Flip, RandomRotateScale] -> SkeletonStreams ->
-    FormatGCNInput``. ``norm``: ``'image'`` / ``'box'`` (2D), ``'3d'`` (3D; aligned when the layout has hips and
+    ``PreNormalize{2D,3D} -> UniformSampleFrames -> [Flip, RandomRotateScale] -> [Corrupt] -> SkeletonStreams ->
+    FormatGCNInput``. Augmentation comes before corruption so that the corrupted input and its clean version
+    (``keep_clean``: kept for completion training and restoration metrics) are the same augmented clip. ``norm``: ``'image'`` / ``'box'`` (2D), ``'3d'`` (3D; aligned when the layout has hips and
     shoulders) or ``None`` (coordinates used as they are; 2D augmentation then refuses to run). ``corruption``: a
     preset name / spec dict, ``None`` or ``'clean'`` for none. Augmentation only in training and only when
     ``augment``; Flip only when the layout has left/right pairs.
@@ -663,12 +675,13 @@ def default_pipeline(
     elif norm is not None:
         raise ValueError(f"default_pipeline: norm must be 'image', 'box', '3d' or None, got {norm!r}")
     cfgs.append(dict(type="UniformSampleFrames", clip_len=clip_len, num_clips=num_clips, test_mode=test_mode))
-    if corruption is not None and corruption != "clean":
-        cfgs.append(dict(type="Corrupt", level=corruption, test_mode=test_mode, seed=corruption_seed))
     if augment and not test_mode:
         if layout.flip_pairs:
             cfgs.append(dict(type="Flip", flip_ratio=0.5))
         cfgs.append(dict(type="RandomRotateScale"))
+    if corruption is not None and corruption != "clean":
+        cfgs.append(dict(type="Corrupt", level=corruption, test_mode=test_mode, seed=corruption_seed,
+                         keep_clean=keep_clean))
     cfgs.append(dict(type="SkeletonStreams", feats=tuple(feats)))
     cfgs.append(dict(type="FormatGCNInput", num_person=num_person))
     return cfgs

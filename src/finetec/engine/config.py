@@ -20,11 +20,20 @@ Schema (defaults in :data:`DEFAULTS`)::
                       severe (the paper's levels), S-low, S-high, T-low, T-high, composed with '+'
                       (see finetec.corruption.presets)
     model:            name, width ('standard' | 'slim'), dropout; every other key goes to create_model(**kw)
-    optim:            lr, momentum, nesterov, weight_decay, epochs, warmup_epochs, warmup_ratio, min_lr
+    optim:            type ('sgd' | 'adamw'), lr, momentum, nesterov, weight_decay, epochs, warmup_epochs, warmup_ratio, min_lr
     trainer:          precision ('32' | 'bf16-mixed' | ...), accelerator ('cpu' | 'gpu' | 'auto'), devices,
                       num_nodes, strategy ('auto' | 'ddp' | ...), seed, work_dir (null = work_dirs/<config name>),
                       ckpt_every_n_steps (0 = only per epoch), log_every_n_steps, progress_bar,
                       val_every_n_epochs (0 = no validation), deterministic, limit_train_batches
+    task:             'recognition' (default: a recognizer from the model registry, cross-entropy + its aux losses)
+                      or 'completion' (a completer from finetec.models.completion trained on corrupted / clean
+                      pairs, evaluated with the restoration metrics; FineTec's stage 1)
+    bank:             the skeleton bank for models that own one (FineTec's completion, SiC): source (a PYSKL pickle;
+                      null = data.ann_file), split (null = data.split_train), size, source_layout (null = the
+                      pickle's meta layout; converted to data.layout), seed
+    init:             ckpt (exported model.pth or Lightning .ckpt to load before training, e.g. the stage-1
+                      completion), into (the submodule it loads into, e.g. 'completion'; '' = the whole model),
+                      freeze (true: that submodule is not trained)
     test:             levels (corruption levels `finetec test --corruption all` runs), seed (evaluation seed: the
                       test-set corruption depends only on it, the level and the sample id; test-time frame sampling
                       does not depend on it: UniformSampleFrames uses PYSKL's fixed seed 255 in test mode)
@@ -51,6 +60,7 @@ class ConfigError(ValueError):
 
 
 DEFAULTS: dict[str, Any] = {
+    "task": "recognition",
     "data": {
         "ann_file": None,
         "split_train": "train",
@@ -68,6 +78,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "model": {"name": "stgcn", "width": "standard", "dropout": 0.0},
     "optim": {
+        "type": "sgd",
         "lr": 0.1,
         "momentum": 0.9,
         "nesterov": True,
@@ -93,7 +104,10 @@ DEFAULTS: dict[str, Any] = {
         "limit_train_batches": None,
     },
     "test": {"levels": list(LEVELS_ALL), "seed": 0},
+    "bank": {"source": None, "split": None, "size": 256, "source_layout": None, "seed": 0},
+    "init": {"ckpt": None, "into": "", "freeze": False},
 }
+TASKS = ("recognition", "completion")
 
 FEATS = ("j", "b", "jm", "bm")
 NORMS = ("image", "box", "3d", None)
@@ -243,6 +257,7 @@ def _validate(cfg: dict[str, Any], where: str) -> None:
         _check_level(one, f"{where}: test.levels")
     for k in ("lr", "momentum", "weight_decay", "min_lr", "warmup_ratio"):
         need(isinstance(o[k], (int, float)) and o[k] >= 0, f"optim.{k} must be a number >= 0, got {o[k]!r}")
+    need(o["type"] in ("sgd", "adamw"), f"optim.type must be 'sgd' or 'adamw', got {o['type']!r}")
     need(isinstance(o["epochs"], int) and o["epochs"] > 0, f"optim.epochs must be a positive int, got {o['epochs']!r}")
     need(isinstance(o["warmup_epochs"], (int, float)) and 0 <= o["warmup_epochs"] <= o["epochs"],
          "optim.warmup_epochs must lie in 0..optim.epochs")
@@ -253,6 +268,10 @@ def _validate(cfg: dict[str, Any], where: str) -> None:
     need(isinstance(t["ckpt_every_n_steps"], int) and t["ckpt_every_n_steps"] >= 0, "trainer.ckpt_every_n_steps must be an int >= 0")
     need(isinstance(t["val_every_n_epochs"], int) and t["val_every_n_epochs"] >= 0, "trainer.val_every_n_epochs must be an int >= 0")
     need(isinstance(cfg["model"].get("name"), str), "model.name must be a string")
+    need(cfg["task"] in TASKS, f"task must be one of {list(TASKS)}, got {cfg['task']!r}")
+    b = cfg["bank"]
+    need(isinstance(b["size"], int) and b["size"] > 0, f"bank.size must be a positive int, got {b['size']!r}")
+    need(isinstance(cfg["init"]["into"], str), "init.into must be a submodule name ('' = the whole model)")
 
 
 def _expand(p: Any) -> Any:
@@ -277,6 +296,8 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
     cfg = apply_overrides(cfg, overrides)
     _validate(cfg, where)
     cfg["data"]["ann_file"] = _expand(cfg["data"]["ann_file"])
+    cfg["bank"]["source"] = _expand(cfg["bank"]["source"])
+    cfg["init"]["ckpt"] = _expand(cfg["init"]["ckpt"])
     if cfg["trainer"]["work_dir"] is None:
         stem = Path(path).stem if path is not None else "default"
         parent = Path(path).parent.name if path is not None else ""

@@ -163,6 +163,7 @@ class SkeletonDataModule(pl.LightningDataModule):
                 augment=bool(d["augment"]) and not test,
                 num_person=d["num_person"],
                 corruption_seed=seed,
+                keep_clean=self.cfg.get("task") == "completion",
             )
             ds = SkeletonDataset(data, d["split_test"] if test else d["split_train"], pipeline, layout=layout,
                                  seed=seed, test_mode=test, name=where, trusted=True)

@@ -6,7 +6,9 @@ Batches follow docs/architecture.md: ``keypoint [N, nc, M, T, V, C]``, ``mask [N
 ``average_clips='prob'``).
 
 Training loss: cross-entropy on the logits, plus every ``loss_*`` entry of the auxiliary dict of models with
-``returns_aux``. Models with ``needs_mask`` get ``mask=``; others never see it.
+``returns_aux``. Models with ``needs_mask`` get ``mask=``; others never see it. A model with an
+``on_train_step(step, total_steps)`` method is called before every training step (schedules of its own, e.g. sparse
+training); frozen parameters (``requires_grad=False``, ``init.freeze``) are left out of the optimiser.
 
 Evaluation accumulates top-1/top-5/mean-class accuracy with torchmetrics (summed states, synchronised across
 processes) and, in testing, the per-sample scores (:class:`~finetec.metrics.ScoreCollector`), so a DDP run reports
@@ -143,8 +145,14 @@ class LitRecognizer(pl.LightningModule):
         self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=N)
         return loss
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # models with a training schedule of their own (e.g. Sparse ST-GCN's prune-and-regrow) get every step
+        hook = getattr(self.model, "on_train_step", None)
+        if callable(hook):
+            hook(int(self.global_step), int(getattr(self, "_total_steps", 0) or self.trainer.estimated_stepping_batches))
+
     def configure_optimizers(self) -> dict[str, Any]:
-        opt = build_optimizer(self.model.parameters(), self.optim_cfg)
+        opt = build_optimizer([p for p in self.model.parameters() if p.requires_grad], self.optim_cfg)
         epochs = max(int(self.trainer.max_epochs or 1), 1)
         dm = self.trainer.datamodule
         if dm is not None and hasattr(dm, "steps_per_epoch"):
@@ -162,6 +170,7 @@ class LitRecognizer(pl.LightningModule):
             total = int(self.trainer.estimated_stepping_batches)
             per_epoch = max(total // epochs, 1)
         sched = build_scheduler(opt, self.optim_cfg, total_steps=total, steps_per_epoch=per_epoch)
+        self._total_steps = total
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
 
     # ------------------------------------------------------------------ evaluation

@@ -1,6 +1,6 @@
 """Optimiser and learning-rate schedule of PYSKL's GCN recipes.
 
-SGD (momentum 0.9, Nesterov, weight decay 5e-4 on every parameter) and MMCV's ``CosineAnnealing`` policy with
+SGD (momentum 0.9, Nesterov, weight decay 5e-4 on every parameter; ``type: adamw`` for AdamW) and MMCV's ``CosineAnnealing`` policy with
 ``by_epoch=False`` (the rate changes every iteration) plus optional linear warm-up, as a ``LambdaLR`` stepped once
 per optimiser step. At iteration ``i`` of ``N`` (0-based, ``W`` warm-up iterations)::
 
@@ -38,8 +38,14 @@ class WarmupCosine:
         return factor
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], optim: Mapping[str, Any]) -> torch.optim.SGD:
-    """SGD with ``optim['lr']``, ``momentum``, ``nesterov`` and ``weight_decay``."""
+def build_optimizer(params: Iterable[torch.nn.Parameter], optim: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """``optim['type']`` 'sgd' (default; ``lr``, ``momentum``, ``nesterov``, ``weight_decay``) or 'adamw' (``lr``,
+    ``weight_decay``; the completion MLPs' usual choice)."""
+    kind = str(optim.get("type", "sgd")).lower()
+    if kind == "adamw":
+        return torch.optim.AdamW(params, lr=float(optim["lr"]), weight_decay=float(optim.get("weight_decay", 5e-4)))
+    if kind != "sgd":
+        raise ValueError(f"optim.type must be 'sgd' or 'adamw', got {optim.get('type')!r}")
     return torch.optim.SGD(
         params,
         lr=float(optim["lr"]),

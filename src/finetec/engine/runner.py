@@ -144,7 +144,8 @@ def resolve_resume(resume: "str | os.PathLike | None", work_dir: "str | os.PathL
 
 
 def model_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``model`` section, plus ``num_person = data.num_person`` for models that take it and are not told."""
+    """The ``model`` section, plus ``num_person = data.num_person`` and ``clip_len = data.clip_len`` for models that
+    take them and are not told."""
     import inspect
 
     from ..models import get_builder
@@ -156,7 +157,76 @@ def model_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         return model  # unknown name: build_model reports it
     if "num_person" in params and "num_person" not in model:
         model["num_person"] = int(cfg["data"]["num_person"])
+    if "clip_len" in params and "clip_len" not in model:
+        model["clip_len"] = int(cfg["data"]["clip_len"])
     return model
+
+
+def prepare_model(model: "Any", cfg: Mapping[str, Any], dm: "Any") -> None:
+    """Before training: load ``init.ckpt`` into ``init.into`` (optionally frozen), then fill every empty skeleton
+    bank of the model from ``bank`` (default: the training split of ``data.ann_file``)."""
+    import torch
+
+    init = cfg["init"]
+    if init.get("ckpt"):
+        state, _, _ = load_weights(init["ckpt"])
+        into = init.get("into") or ""
+        try:
+            target = model.get_submodule(into) if into else model
+        except AttributeError as e:
+            raise CheckpointError(f"init.into={into!r}: the model has no such submodule") from e
+        try:
+            target.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise CheckpointError(f"init.ckpt {init['ckpt']}: weights do not fit {into or 'the model'}: {e}") from e
+        if init.get("freeze"):
+            target.requires_grad_(False)
+    banks = [m for m in model.modules() if type(m).__name__ == "SkeletonBank" and m.is_empty]
+    if banks:
+        from ..data.bank import build_skeleton_bank
+
+        b, d = cfg["bank"], cfg["data"]
+        source = b["source"] if b["source"] else dm._load()
+        arrays = build_skeleton_bank(source, layout=dm.layout, clip_len=int(d["clip_len"]), size=int(b["size"]),
+                                     split=b["split"] or d["split_train"], seed=int(b["seed"]),
+                                     source_layout=b["source_layout"])
+        for bank in banks:
+            bank.load(torch.from_numpy(arrays["sequences"]), torch.from_numpy(arrays["weights"]))
+
+
+def _completion_mode(cfg: Mapping[str, Any]) -> str:
+    from ..corruption import get_spec
+
+    d = cfg["data"]["corruption"]
+    lv = d["train"] if d["train"] is not None else d["test"]
+    return get_spec(lv[0] if isinstance(lv, list) else lv).mode
+
+
+def _lit_completion(cfg: Mapping[str, Any], dm: "Any"):
+    from ..layouts import get_layout
+    from .lit_completion import LitCompletion
+
+    return LitCompletion(cfg["model"], clip_len=int(cfg["data"]["clip_len"]),
+                         num_joints=get_layout(dm.layout).num_joints, mode=_completion_mode(cfg),
+                         optim=cfg["optim"], config=dict(cfg))
+
+
+def _completion_levels(levels: Sequence[str]) -> list[str]:
+    from ..corruption import get_spec
+
+    out = [lv for lv in levels if not get_spec(lv).is_clean]
+    if not out:
+        raise ValueError(f"completion is evaluated on corrupted data; levels {list(levels)} are all clean")
+    return out
+
+
+def _run_completion_test(trainer, lit, dm, level: str) -> dict[str, float]:
+    dm.test_level = level
+    with _quiet_warnings():
+        trainer.test(lit, datamodule=dm, verbose=False)
+    if lit.test_results is None:
+        raise RuntimeError("the test loop produced no results")
+    return dict(lit.test_results)
 
 
 def _save_scores(out_dir: Path, level: str, frame_dirs: Sequence[str], results: Mapping[str, Any]) -> Path:
@@ -217,8 +287,16 @@ def _train(cfg: Mapping[str, Any], *, resume: "str | os.PathLike | None", callba
     pl.seed_everything(int(t["seed"]), workers=True, verbose=False)
     dm = SkeletonDataModule(cfg)
     dm.setup("fit")
-    lit = LitRecognizer(model_config(cfg), num_classes=dm.num_classes, layout=dm.layout, in_channels=dm.in_channels,
-                        optim=cfg["optim"], classes=dm.classes, config=dict(cfg))
+    completion = cfg["task"] == "completion"
+    if completion:
+        lit = _lit_completion(cfg, dm)
+        if not lit.learned:
+            raise ValueError(f"completer {cfg['model']['name']!r} has nothing to train; evaluate it with "
+                             "`finetec test CONFIG` (no checkpoint needed)")
+    else:
+        lit = LitRecognizer(model_config(cfg), num_classes=dm.num_classes, layout=dm.layout,
+                            in_channels=dm.in_channels, optim=cfg["optim"], classes=dm.classes, config=dict(cfg))
+    prepare_model(lit.model, cfg, dm)
     trainer = build_trainer(cfg, stage="fit", callbacks=callbacks)
     ckpt_path = resolve_resume(resume, work_dir)
     if trainer.is_global_zero:
@@ -226,26 +304,34 @@ def _train(cfg: Mapping[str, Any], *, resume: "str | os.PathLike | None", callba
     with _quiet_warnings():
         trainer.fit(lit, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     weights = work_dir / "model.pth"
-    meta = {"num_classes": dm.num_classes, "layout": dm.layout, "in_channels": dm.in_channels,
-            "classes": dm.classes}
+    if completion:
+        meta = {"task": "completion", "layout": dm.layout, "clip_len": int(cfg["data"]["clip_len"]),
+                "mode": lit.mode}
+    else:
+        meta = {"num_classes": dm.num_classes, "layout": dm.layout, "in_channels": dm.in_channels,
+                "classes": dm.classes}
     if trainer.is_global_zero:
         export_model(lit.model, meta, cfg, weights)
     metrics: dict[str, Any] = {}
     if run_test:
         level = cfg["data"]["corruption"]["test"] or "clean"
         out_dir = work_dir / "test"
-        metrics = _run_test(trainer, lit, dm, level, out_dir)
+        if completion:
+            metrics = _run_completion_test(trainer, lit, dm, _completion_levels([level])[0])
+        else:
+            metrics = _run_test(trainer, lit, dm, level, out_dir)
         if trainer.is_global_zero:
             _write_metrics(out_dir, {level: metrics})
     return {"work_dir": str(work_dir), "ckpt": str(weights), "last_ckpt": str(work_dir / "checkpoints" / "last.ckpt"),
             "metrics": metrics}
 
 
-def test(cfg: Mapping[str, Any], ckpt: "str | os.PathLike", levels: Sequence[str] | None = None,
+def test(cfg: Mapping[str, Any], ckpt: "str | os.PathLike | None", levels: Sequence[str] | None = None,
          *, out_dir: "str | os.PathLike | None" = None) -> dict[str, dict[str, float]]:
     """Evaluate weights ``ckpt`` (exported ``.pth`` or Lightning ``.ckpt``) on the test split at each corruption
     level; returns ``{level: {'top1', 'top5', 'mean_class_accuracy', 'num_samples'}}`` and writes per-sample scores
-    and ``metrics.json`` under ``out_dir`` (default ``work_dir/test``)."""
+    and ``metrics.json`` under ``out_dir`` (default ``work_dir/test``). With ``task: completion`` the restoration
+    metrics of the completer at each corrupted level (``ckpt`` only for learned completers)."""
     from ..corruption import get_spec
     from .datamodule import SkeletonDataModule
     from .lit import LitRecognizer
@@ -255,6 +341,10 @@ def test(cfg: Mapping[str, Any], ckpt: "str | os.PathLike", levels: Sequence[str
         raise ValueError("no corruption levels to test")
     for lv in levels:
         get_spec(lv)  # ValueError naming the preset when unknown
+    if cfg["task"] == "completion":
+        return _test_completion(cfg, ckpt, levels, out_dir)
+    if ckpt is None:
+        raise CheckpointError("testing a recognizer needs its weights (--ckpt)")
     state, meta, _ = load_weights(ckpt)
     dm = SkeletonDataModule(cfg, test_level=levels[0])
     dm.setup("test")
@@ -274,6 +364,35 @@ def test(cfg: Mapping[str, Any], ckpt: "str | os.PathLike", levels: Sequence[str
         trainer = build_trainer(cfg, stage="test", logger=False)
         for level in levels:
             results[level] = _run_test(trainer, lit, dm, level, out)
+    if trainer.is_global_zero:
+        _write_metrics(out, results)
+    return results
+
+
+def _test_completion(cfg: Mapping[str, Any], ckpt: "str | os.PathLike | None", levels: Sequence[str],
+                     out_dir: "str | os.PathLike | None") -> dict[str, dict[str, float]]:
+    from .datamodule import SkeletonDataModule
+
+    levels = _completion_levels(levels)
+    dm = SkeletonDataModule(cfg, test_level=levels[0])
+    dm.setup("test")
+    lit = _lit_completion(cfg, dm)
+    if lit.learned:
+        if ckpt is None:
+            raise CheckpointError(f"completer {cfg['model']['name']!r} is learned: give its weights (--ckpt)")
+        state, _, _ = load_weights(ckpt)
+        try:
+            lit.model.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise CheckpointError(f"{ckpt}: weights do not fit completer {cfg['model']['name']!r}: {e}") from e
+    else:
+        prepare_model(lit.model, cfg, dm)
+    out = Path(out_dir) if out_dir is not None else Path(cfg["trainer"]["work_dir"]) / "test"
+    results = {}
+    with _restore_torch_flags():
+        trainer = build_trainer(cfg, stage="test", logger=False)
+        for level in levels:
+            results[level] = _run_completion_test(trainer, lit, dm, level)
     if trainer.is_global_zero:
         _write_metrics(out, results)
     return results

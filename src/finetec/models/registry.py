@@ -84,5 +84,5 @@ def create_model(
 
 
 def _load_builtins() -> None:
-    # the built-in backbones register themselves on import
-    from . import backbones  # noqa: F401
+    # the built-in recognizers register themselves on import
+    from . import backbones, finetec  # noqa: F401
