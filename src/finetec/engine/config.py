@@ -271,6 +271,8 @@ def _validate(cfg: dict[str, Any], where: str) -> None:
     need(cfg["task"] in TASKS, f"task must be one of {list(TASKS)}, got {cfg['task']!r}")
     b = cfg["bank"]
     need(isinstance(b["size"], int) and b["size"] > 0, f"bank.size must be a positive int, got {b['size']!r}")
+    if cfg["init"]["into"] is None:
+        cfg["init"]["into"] = ""
     need(isinstance(cfg["init"]["into"], str), "init.into must be a submodule name ('' = the whole model)")
 
 
