@@ -182,3 +182,40 @@ def test_registry():
     assert isinstance(model, SiMLPe) and model.clip_len == 6 and model.num_joints == 3
     with pytest.raises(TypeError, match="unknown option"):
         create_completer("simlpe", clip_len=6, num_joints=3, blocks=2)
+
+
+def test_fill_missing_joints_interpolates_each_joint_inside_observed_frames():
+    from finetec.models.completion.classic import fill_missing_joints
+
+    T, V = 5, 3
+    t = torch.arange(T, dtype=torch.float32)
+    x = torch.stack([t[:, None].expand(T, V), -t[:, None].expand(T, V)], -1)[None].clone()  # [1, T, V, 2]
+    vis = torch.ones(1, T, V, dtype=torch.bool)
+    vis[0, 2, 1] = False  # joint 1 hidden in frame 2
+    vis[0, :, 2] = False  # joint 2 never seen
+    frames = torch.tensor([[True, True, True, True, False]])  # frame 4 is a missing frame: left alone
+    x_in = x.clone()
+    x_in[~vis] = 0
+    x_in[0, 4] = 0
+    out = fill_missing_joints(x_in, vis, frames)
+    assert torch.equal(out[0, 2, 1], torch.tensor([2.0, -2.0]))  # linear between frames 1 and 3
+    assert torch.equal(out[0, :, 2], torch.zeros(T, 2))  # never visible: stays 0
+    assert torch.equal(out[0, 4], torch.zeros(V, 2))  # not an observed frame
+    keep = vis & frames[..., None]
+    assert torch.equal(out[keep], x_in[keep])  # visible joints untouched
+
+
+def test_observed_sequences_keeps_compact_slots_of_empty_frames():
+    from finetec.models.finetec.model import observed_sequences
+
+    x = torch.randn(1, 1, 6, 4, 3)
+    x[..., 2] = 1.0
+    x[0, 0, 1, :, 2] = 0.0  # a surviving frame in which nobody was detected
+    x[0, 0, 4:] = 0.0
+    mask = torch.tensor([[True, True, True, True, False, False]])
+    S, obs, w = observed_sequences(x, mask, "compact")
+    assert obs.tolist() == [[True, True, True, True, False, False]]  # a prefix: slot 1 keeps its place
+    assert torch.allclose(S[0, 1], (x[0, 0, 0, :, :2] + x[0, 0, 2, :, :2]) / 2)  # filled from its neighbours
+    assert w[0, 1].sum() == 0 and w[0, 0].sum() == 4
+    _, obs_i, _ = observed_sequences(x, mask, "inplace")
+    assert obs_i.tolist() == [[True, False, True, True, False, False]]

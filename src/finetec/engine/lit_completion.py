@@ -5,9 +5,9 @@ Batches come from the data module with ``Corrupt(keep_clean=True)`` (``task: com
 [N, nc, M, T, V, 2]``, ``score_clean [N, nc, M, T, V]`` and ``kept [N, nc, T]`` (which clean frames survived). Every
 (sample, clip, person) is one sequence for the completer: ``x [B, T, V, 2]``, ``mask [B, T]``.
 
-A frame counts as observed when it is valid and at least one of its joints is present (a frame in which pose
-estimation found nobody is missing, whatever the mask says). Ground-truth joints with score 0 are excluded from
-losses and metrics.
+Observed frames and the filling of joints hidden inside them follow
+:func:`finetec.models.finetec.model.observed_sequences`, exactly as the FineTec recognizer sees its input. Ground-truth
+joints with score 0 are excluded from losses and metrics.
 
 Learned completers (``nn.Module`` with ``compute_loss``) are trained on their own loss; plain functions (copy,
 interpolation, duplication) have nothing to train and are only evaluated. Evaluation accumulates
@@ -52,23 +52,19 @@ def build_completer(model: Mapping[str, Any], *, clip_len: int, num_joints: int)
         raise ConfigError(f"model: {e}") from e
 
 
-def completion_batch(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+def completion_batch(batch: Mapping[str, Any], mode: str = "compact") -> dict[str, torch.Tensor]:
     """Flatten (sample, clip, person) into sequences: ``x, mask, target, weight, kept`` (see the module doc)."""
     for k in ("keypoint", "mask", "keypoint_clean", "score_clean", "kept"):
         if k not in batch:
             raise KeyError(f"completion batch lacks {k!r}: the data pipeline must corrupt with keep_clean=True "
                            "(task: completion)")
+    from ..models.finetec.model import observed_sequences
+
     kp = batch["keypoint"]
     if kp.ndim != 6:
         raise ValueError(f"batch keypoint must be [N, num_clips, M, T, V, C], got {tuple(kp.shape)}")
     N, nc, M, T, V, C = kp.shape
-    x = kp[..., :2].reshape(N * nc * M, T, V, 2)
-    present = kp[..., 2] > 0 if C >= 3 else kp[..., :2].abs().sum(-1) > 0
-    valid = batch["mask"][:, :, None, :].expand(N, nc, M, T)
-    observed = (valid & present.any(-1)).reshape(-1, T)
-    # a sequence with no observed frame (a padded person) keeps the frame mask, so completers see valid rows
-    empty = ~observed.any(-1)
-    observed = torch.where(empty[:, None], valid.reshape(-1, T), observed)
+    x, observed, _ = observed_sequences(kp.reshape(N * nc, M, T, V, C), batch["mask"].reshape(N * nc, T), mode)
     kept = batch["kept"][:, :, None, :].expand(N, nc, M, T).reshape(-1, T)
     target = batch["keypoint_clean"][..., :2].reshape(-1, T, V, 2)
     weight = (batch["score_clean"] > 0).to(target.dtype).reshape(-1, T, V)
@@ -120,7 +116,7 @@ class LitCompletion(pl.LightningModule):
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         if not self.learned:
             raise RuntimeError(f"{self.hparams.get('model', {}).get('name', 'this completer')} has nothing to train")
-        b = completion_batch(batch)
+        b = completion_batch(batch, self.mode)
         _, parts = self.model.compute_loss(b["x"], b["mask"], self.mode, b["target"], b["weight"])
         loss = parts["loss"]
         logs = {f"train/{k}": v.detach().float() for k, v in parts.items()}
@@ -130,7 +126,7 @@ class LitCompletion(pl.LightningModule):
         return loss
 
     def _evaluate(self, batch: Mapping[str, Any], metrics: RestorationMetrics) -> None:
-        b = completion_batch(batch)
+        b = completion_batch(batch, self.mode)
         pred = self(b["x"], b["mask"])
         metrics.update(pred.float(), b["target"].float(), b["weight"], b["kept"])
 

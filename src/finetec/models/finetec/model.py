@@ -18,8 +18,7 @@ Per person (``B = N*M`` sequences of positions ``[B, T, V, 2]``):
 5. the GCN recognizer (``backbone``, any registered one; ST-GCN++ by default) on ``[N, M, T, V, dim]``.
 
 Choices (docs/finetec.md collects them): after completion every frame and joint counts as present (weight 1); the
-score channel of the input is used only to find observed frames and joints; a frame is observed when it is valid and
-has at least one joint with score > 0.
+score channel of the input is used only to find observed frames and joints (see :func:`observed_sequences`).
 """
 
 from __future__ import annotations
@@ -41,24 +40,31 @@ COMPLETIONS = ("icl", "interpolation", "duplication", "none")
 FUSIONS = ("ca", "mlp")
 
 
-def observed_sequences(x: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def observed_sequences(x: torch.Tensor, mask: torch.Tensor | None,
+                       mode: str = "compact") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``x [N, M, T, V, C]`` (+ ``mask [N, T]``) -> positions ``[N*M, T, V, 2]``, observed frames ``[N*M, T]`` and
-    joint weights ``[N*M, T, V]`` (score > 0; all ones when C < 3).
+    joint weights ``[N*M, T, V]`` (score > 0 in an observed frame; all ones when C < 3).
 
-    A frame is observed when it is valid and at least one joint is present. A sequence without any observed frame
-    (a padded person) keeps the valid-frame mask so that completers see a non-empty row; its weights stay 0.
+    Observed frames: the valid frames; in ``inplace`` mode a valid frame in which no joint is present counts as
+    missing too (in ``compact`` mode it keeps its slot: the survivors' order is all that tells their time). Joints
+    invisible inside observed frames are filled from the same joint's other observations
+    (:func:`~finetec.models.completion.classic.fill_missing_joints`). A sequence without any observed frame (a padded
+    person) keeps the valid-frame mask, so completers see a non-empty row; its weights stay 0.
     """
+    from ..completion.classic import fill_missing_joints
+
     N, M, T, V, C = x.shape
     S = x[..., :2].reshape(N * M, T, V, 2)
-    w = (x[..., 2] > 0) if C >= 3 else torch.ones(x.shape[:-1], dtype=torch.bool, device=x.device)
+    present = (x[..., 2] > 0) if C >= 3 else torch.ones(x.shape[:-1], dtype=torch.bool, device=x.device)
     valid = torch.ones(N, T, dtype=torch.bool, device=x.device) if mask is None else mask.to(torch.bool)
     if valid.shape != (N, T):
         raise ValueError(f"mask must be [N, T] = {(N, T)}, got {tuple(valid.shape)}")
-    valid = valid[:, None, :].expand(N, M, T)
-    w = w & valid[..., None]
-    observed = w.any(-1)
-    observed = torch.where(observed.any(-1, keepdim=True), observed, valid).reshape(N * M, T)
-    return S, observed, w.reshape(N * M, T, V).to(x.dtype)
+    valid = valid[:, None, :].expand(N, M, T).reshape(N * M, T)
+    present = present.reshape(N * M, T, V) & valid[..., None]
+    observed = present.any(-1) if mode == "inplace" else valid
+    observed = torch.where(observed.any(-1, keepdim=True), observed, valid)
+    S = fill_missing_joints(S, present, observed)
+    return S, observed, (present & observed[..., None]).to(x.dtype)
 
 
 class FineTec(nn.Module):
@@ -152,7 +158,7 @@ class FineTec(nn.Module):
                              f"input [N, M, T, V, C] = {tuple(x.shape)}")
         if T != self.clip_len and self.completion is not None:
             raise ValueError(f"finetec: the completion is built for clip_len={self.clip_len}, input has T={T}")
-        S, observed, weight = observed_sequences(x, mask)
+        S, observed, weight = observed_sequences(x, mask, self.mode)
         S_base, w_base = self.complete(S, observed, weight)
         if self.decomposition is not None:
             S_pred, parts = self.decomposition(S_base, w_base)
