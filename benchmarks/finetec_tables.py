@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -145,17 +147,27 @@ def run_one(run: Run, args: argparse.Namespace, root: Path, stage1: Path | None)
     from finetec.engine import load_config, test, train
 
     work_dir = root / "runs" / run.key
-    cache = work_dir / "results.json"
-    done: dict[str, Any] = json.loads(cache.read_text()) if cache.is_file() else {}
-    missing = [lv for lv in run.levels if lv not in done.get("metrics", {})]
-    if not missing:
-        return done["metrics"]
     ov = common_overrides(args, work_dir, run.task) + list(run.overrides) + list(args.override)
     if run.config.endswith("finetec/penn_j.yaml") and not any(o.startswith("init.ckpt=") for o in run.overrides):
         if stage1 is None:
             raise RuntimeError(f"{run.key}: needs the stage-1 completion weights (run table3 first)")
         ov.append(f"init.ckpt={stage1}")
     cfg = load_config(REPO / run.config, ov)
+    # a cached run is reused only if it was made from the same resolved config (and the same stage-1 weights)
+    key = json.dumps(cfg, sort_keys=True, default=str)
+    if cfg["init"].get("ckpt"):
+        key += hashlib.sha256(Path(cfg["init"]["ckpt"]).read_bytes()).hexdigest()
+    key = hashlib.sha256(key.encode()).hexdigest()
+    cache = work_dir / "results.json"
+    done: dict[str, Any] = json.loads(cache.read_text()) if cache.is_file() else {}
+    if done and done.get("key") != key:
+        print(f"[tables] {run.key}: config or stage-1 weights changed, retraining", flush=True)
+        shutil.rmtree(work_dir)
+        done = {}
+    missing = [lv for lv in run.levels if lv not in done.get("metrics", {})]
+    if not missing:
+        return done["metrics"]
+    done["key"] = key
     ckpt = work_dir / "model.pth"
     t0 = time.time()
     if run.trained and not ckpt.is_file():
@@ -290,12 +302,17 @@ def main(argv: list[str] | None = None) -> int:
         for r in wanted:
             res[r.key] = run_one(r, args, root, None)
         stage1 = root / "runs" / "c_ours" / "model.pth"
+    failed: dict[str, str] = {}
     for t in tables:
         if t == "table3":
             continue
         for r in RUNS_BY_TABLE[t]:
             if r.key not in res or any(lv not in res[r.key] for lv in r.levels):
-                res[r.key] = run_one(r, args, root, stage1)
+                try:
+                    res[r.key] = run_one(r, args, root, stage1)
+                except Exception as e:  # one failed run must not lose the others' tables
+                    failed[r.key] = f"{type(e).__name__}: {e}"
+                    print(f"[tables] {r.key} FAILED: {failed[r.key]}", flush=True)
     # ---- report
     preset = ("full: standard widths, the configs' schedules" if args.full else
               f"quick: slim widths, {args.epochs} recognition / {args.completion_epochs} completion epochs, "
@@ -312,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
           "- protocol: trained on a random level per clip, tested at each level (see the module docstring)\n"]
     for t in tables:
         md.append(f"\n## {TITLES[t]}\n")
+        lost = [r.key for r in RUNS_BY_TABLE[t] if r.key not in res or any(lv not in res[r.key] for lv in r.levels)]
+        if lost:
+            md.append("\nnot available, failed runs: " + "; ".join(f"{k}: {failed.get(k, '?')}" for k in lost) + "\n")
+            continue
         if t == "table3":
             for frames, (h, rows) in restoration_tables(RUNS_BY_TABLE[t], res).items():
                 md.append(f"\n{frames} frames\n\n" + _md(h, rows))

@@ -23,7 +23,9 @@ def test_prior_is_weighted_mean_per_time_step():
     expect = torch.tensor([[[2.0, 3.0], [5.0, 5.0]],  # t=0: mean of both / only entry 0 sees joint 1
                            [[3.0, 3.0], [0.0, 0.0]]])  # t=1: only entry 0 / nobody sees joint 1 -> 0
     assert torch.equal(bank.prior, expect)
-    assert (bank.sequences[0, 1, 1] == 0).all()  # invisible joints zeroed on load
+    # invisible joints are filled per joint from the joint's visible frames (like query inputs); never seen -> 0
+    assert bank.sequences[0, 1, 1].tolist() == [5.0, 5.0] and bank.sequences[1, 0, 1].tolist() == [0.0, 0.0]
+    assert bank.sequences[1, 1, 0].tolist() == [3.0, 4.0]
     assert not bank.is_empty and bank.size == 2
 
 

@@ -110,3 +110,32 @@ def test_padded_person_gives_finite_output():
 def test_regions_come_from_the_layout():
     m = _model()
     assert m.decomposition.region_index.tolist() == get_layout("penn13").region_index.tolist()
+
+
+def test_compact_input_with_holes_is_compacted_again():
+    """Table 6's T-low / T-high drop frames in place after the compact level drop: FineTec must still run."""
+    from finetec.models.finetec.model import observed_sequences
+
+    x, mask = _input(N=2, valid=8)
+    holes = mask.clone()
+    holes[:, 2] = False
+    holes[:, 5] = False
+    x_h = x * holes[:, None, :, None, None]
+    S, obs, w = observed_sequences(x_h, holes, "compact")
+    assert obs.tolist() == [[True] * 6 + [False] * 6] * 2
+    keep = holes[0].nonzero().squeeze(1)
+    assert torch.equal(S[0, :6], x[0, 0, keep, :, :2])
+    m = _model().eval()
+    with torch.no_grad():
+        logits, _ = m(x_h, holes)
+    assert torch.isfinite(logits).all()
+
+
+def test_frozen_completion_stays_in_eval_mode():
+    m = _model()
+    m.completion.requires_grad_(False)
+    m.train()
+    assert m.training and m.recognizer.training and not m.completion.training
+    m.completion.requires_grad_(True)
+    m.train()
+    assert m.completion.training

@@ -44,11 +44,16 @@ def test_prompt_choice_static_and_dynamic():
     q = torch.full((2, T, V, 2), 0.5)  # equal to entry 2
     q[1] = 0.26  # nearest entry 1
     mask = torch.ones(2, T, dtype=torch.bool)
-    stat, dyna = _model("static"), _model("dynamic")
+    stat, dyna = _model("static").eval(), _model("dynamic").eval()
     for m in (stat, dyna):
         m.bank.load(seq, torch.ones(4, T, V))
     assert stat.prompt_index(q, mask, "inplace").tolist() == [0, 0]
     assert dyna.prompt_index(q, mask, "inplace").tolist() == [2, 1]
+    dyna.train()  # in training the dynamic prompt is random: the nearest entry may be the query's own clip
+    torch.manual_seed(0)
+    drawn = {tuple(dyna.prompt_index(q, mask, "inplace").tolist()) for _ in range(20)}
+    assert len(drawn) > 1
+    dyna.eval()
     # compact input with survivors 0 and T-1 of a constant sequence: the interpolation is the same constant
     xc, mc = apply_keep(q, torch.arange(T)[None].expand(2, T).eq(0) | torch.arange(T)[None].expand(2, T).eq(T - 1),
                         "compact")

@@ -4,7 +4,8 @@ The paper builds its bank from Human3.6M 2D skeletons (h36m17) and completes coc
 converted to the recognizer's layout. This module is the data side: it returns numpy arrays that
 ``finetec.models.finetec.bank.SkeletonBank.load`` takes (it imports nothing from ``finetec.models``).
 
-Choices: each clip is made with the data pipeline's own transforms, ``PreNormalize2D(by='image')`` then
+Choices: each clip is made with the data pipeline's own transforms, ``PreNormalize2D(by=norm)`` (the
+dataset config's ``data.norm``, default 'image') then
 ``UniformSampleFrames(clip_len, test_mode=True)`` (deterministic), so bank entries are normalised and sampled exactly
 like recognizer input; only the first person is used; the layout conversion happens after normalisation (it is
 affine, so the two orders agree for observed joints). Sequences are visited in the order of
@@ -62,6 +63,7 @@ def build_skeleton_bank(
     split: str | None = None,
     seed: int = 0,
     source_layout: "str | Layout | None" = None,
+    norm: str = "image",
 ) -> dict[str, Any]:
     """Sample up to ``size`` clips of ``clip_len`` frames from a 2D skeleton dataset, in ``layout``.
 
@@ -106,7 +108,9 @@ def build_skeleton_bank(
     src = _layout(source_layout if isinstance(source_layout, Layout) else src_name, "source layout", where)
     dst = _layout(layout, "bank layout", where)
 
-    pipeline = [PreNormalize2D(by="image"), UniformSampleFrames(clip_len=clip_len, num_clips=1, test_mode=True)]
+    if norm not in ("image", "box"):
+        raise BankError(f"skeleton bank: norm must be 'image' or 'box' (2D data), got {norm!r}")
+    pipeline = [PreNormalize2D(by=norm), UniformSampleFrames(clip_len=clip_len, num_clips=1, test_mode=True)]
     order = np.random.default_rng(seed).permutation(len(anns))
     seqs, weights, ids = [], [], []
     for i in order:  # data side, once per bank: a loop over samples is fine here

@@ -144,8 +144,8 @@ def resolve_resume(resume: "str | os.PathLike | None", work_dir: "str | os.PathL
 
 
 def model_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``model`` section, plus ``num_person = data.num_person`` and ``clip_len = data.clip_len`` for models that
-    take them and are not told."""
+    """The ``model`` section, plus ``num_person = data.num_person``, ``clip_len = data.clip_len`` and ``mode`` (the
+    corruption's frame layout) for models that take them and are not told."""
     import inspect
 
     from ..models import get_builder
@@ -159,6 +159,8 @@ def model_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         model["num_person"] = int(cfg["data"]["num_person"])
     if "clip_len" in params and "clip_len" not in model:
         model["clip_len"] = int(cfg["data"]["clip_len"])
+    if "mode" in params and "mode" not in model:  # how the data lays out dropped frames (compact / inplace)
+        model["mode"] = _completion_mode(cfg)
     return model
 
 
@@ -189,7 +191,7 @@ def prepare_model(model: "Any", cfg: Mapping[str, Any], dm: "Any") -> None:
         source = b["source"] if b["source"] else dm._load()
         arrays = build_skeleton_bank(source, layout=dm.layout, clip_len=int(d["clip_len"]), size=int(b["size"]),
                                      split=b["split"] or d["split_train"], seed=int(b["seed"]),
-                                     source_layout=b["source_layout"])
+                                     source_layout=b["source_layout"], norm=d["norm"] or "image")
         for bank in banks:
             bank.load(torch.from_numpy(arrays["sequences"]), torch.from_numpy(arrays["weights"]))
 

@@ -3,7 +3,8 @@
 A small transformer reads ``2T`` frame tokens -- the prompt pair ``[prompt input | prompt target]`` then the query
 ``[query input | placeholder]`` -- and predicts the query's target (the completed sequence) from the query tokens.
 The prompt comes from a :class:`~finetec.models.finetec.bank.SkeletonBank` the module owns: SiC-Stat uses the same
-fixed entry (index 0) for every query, SiC-Dyna the entry nearest to the query's linear interpolation.
+fixed entry (index 0) for every query, SiC-Dyna the entry nearest to the query's linear interpolation (in training a
+random entry: the bank holds training clips, so the nearest entry of a training query can be its own clean clip).
 
 Choices: a token is ``[input frame (2V), frame-observed flag (1), target slot (2V)]``; the query placeholder is 0;
 a learned position embedding over the ``2T`` tokens; a pre-norm ``nn.TransformerEncoder``; the output is a direct
@@ -80,6 +81,10 @@ class SkeletonInContext(nn.Module):
         self.bank.check_loaded()
         if self.prompt == "static":
             return torch.zeros(x.shape[0], dtype=torch.long, device=self.bank.sequences.device)
+        if self.training:
+            # the bank holds training clips: the nearest entry of a training query is often its own clean clip,
+            # a target leak that teaches copying; in training the dynamic prompt is a random entry (as FineTec's)
+            return self.bank.sample(x.shape[0])
         init = safe_linear_interp(x, mask, mode)
         vis = (mask[..., None] & (x != 0).any(-1)).to(x.dtype)[..., None]
         return self.bank.nearest(init, safe_linear_interp(vis, mask, mode)[..., 0])

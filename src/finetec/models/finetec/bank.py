@@ -69,7 +69,8 @@ class SkeletonBank(nn.Module):
     def load(self, sequences: Any, weights: Any) -> "SkeletonBank":
         """Copy in ``sequences [K, T, V, 2]`` and ``weights [K, T, V]`` (numpy or torch) and recompute the prior.
 
-        K may differ from the constructor's ``size``; T and V must match. Invisible joints' coordinates are zeroed.
+        K may differ from the constructor's ``size``; T and V must match. Invisible joints' coordinates are filled
+        per joint from the joint's visible frames (0 for a joint never visible).
         """
         s = torch.as_tensor(sequences)
         w = torch.as_tensor(weights)
@@ -86,9 +87,14 @@ class SkeletonBank(nn.Module):
             raise ValueError("SkeletonBank.load: weights must be >= 0")
         if not bool(w.any()):
             raise ValueError("SkeletonBank.load: the bank has no visible joint (all weights are 0)")
+        from ..completion.classic import fill_missing_joints
+
         dev, dt = self.sequences.device, self.sequences.dtype
         w = w.to(device=dev, dtype=dt)
         s = s.to(device=dev, dtype=dt) * (w > 0)[..., None]
+        # joints invisible in a bank frame are filled from the same joint's other frames, as query inputs are
+        # (fill_missing_joints); the weights still mark them, for nearest(), the prior and the losses
+        s = fill_missing_joints(s, w > 0, torch.ones(s.shape[:2], dtype=torch.bool, device=dev))
         self.sequences = s.contiguous()
         self.weights = w.contiguous()
         self.prior = self.compute_prior(s, w)

@@ -24,9 +24,13 @@ Choices (the paper leaves these open):
   by ``flip_index``; then always a random scale ``s ~ U[0.9, 1.1]`` about ``c``.
 * Replacement takes a joint from the perturbed copy only where that copy has it visible; elsewhere ``S_base``'s
   value stays (no zeros are injected). Joints outside every region are never replaced.
-* Fusion: ``S_pred = sum_i w_i S_i`` over ``{base, dyna, stat}`` with softmax weights from a learnable
-  ``[2, 5, 3]`` logit table indexed by (dynamic or static in this sequence, region); initialised to zeros (equal
-  weights). A disabled branch (``use_dyna``/``use_stat`` False, Table 5) gets logit ``-inf`` (its weight removed).
+* Fusion of ``S_base``, ``S_dyna`` and ``S_stat`` into ``S_pred`` (the paper says only "fused"): in training, each
+  sequence's ``S_pred`` is one of the three, drawn uniformly among the enabled ones (``parts['choice']``); all three
+  still feed the physics module and L_Ac. A learned per-joint blend was our first version; a review measured that it
+  moves training inputs 0.06 per joint on average away from ``S_base`` (blends of flipped and unflipped limbs) while
+  the evaluation input is ``S_base``, so the blend weights had no effect at test and the recognizer saw a different
+  distribution. Drawing one variant keeps every training input a plausible skeleton. ``use_dyna``/``use_stat``
+  False remove a variant (Table 5).
 * The perturbations are training-time augmentation: in eval mode (or with both branches disabled)
   ``S_dyna = S_stat = S_base`` and ``S_pred`` is ``S_base`` itself.
 """
@@ -268,20 +272,9 @@ class SpatialDecomposition(nn.Module):
         self.weak_kw = dict(weak_kw or {})
         self.register_buffer("region_index", region_index, persistent=False)
         self.register_buffer("flip_index", flip_index, persistent=False)
-        # fusion logits: [dynamic/static, region, source (base, dyna, stat)]
-        self.fusion_logits = nn.Parameter(torch.zeros(2, NUM_REGIONS, len(SOURCES)))
 
     def extra_repr(self) -> str:
         return f"num_joints={self.num_joints}, k={self.k}, use_dyna={self.use_dyna}, use_stat={self.use_stat}"
-
-    def fusion_weights(self, joint_dynamic: torch.Tensor) -> torch.Tensor:
-        """Softmax weights ``[B, V, 3]`` over (base, dyna, stat) for each joint, given ``joint_dynamic [B, V]``."""
-        enabled = torch.tensor([True, self.use_dyna, self.use_stat], device=self.fusion_logits.device)
-        logits = self.fusion_logits.float().masked_fill(~enabled, float("-inf"))
-        table = logits.softmax(-1)  # [2, 5, 3]
-        status = (~joint_dynamic).long()  # 0 = dynamic, 1 = static
-        region = self.region_index.clamp(min=0)[None].expand_as(status)
-        return table[status, region]
 
     def forward(self, S_base: torch.Tensor,
                 weight: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -308,7 +301,11 @@ class SpatialDecomposition(nn.Module):
             S_w, w_w = weak_perturbation(S_base, self.flip_index, w, **self.weak_kw)
             take = joint_static[:, None, :] & (w_w > 0)
             parts["S_stat"] = torch.where(take[..., None], S_w, S_base)
-        fw = self.fusion_weights(joint_dynamic)[:, None, :, :, None]  # [B, 1, V, 3, 1]
-        stacked = torch.stack([parts["S_base"], parts["S_dyna"], parts["S_stat"]], dim=3).float()  # [B,T,V,3,2]
-        S_pred = (fw * stacked).sum(3).to(S_base.dtype)
+        # S_pred: per sequence one of the enabled variants, drawn uniformly (see "Fusion" in the module docstring)
+        enabled = torch.tensor([True, self.use_dyna, self.use_stat], device=S_base.device)
+        probs = enabled.float()[None].expand(S_base.shape[0], 3)
+        choice = torch.multinomial(probs, 1).squeeze(1)  # [B]
+        stacked = torch.stack([parts["S_base"], parts["S_dyna"], parts["S_stat"]], dim=0)  # [3, B, T, V, 2]
+        S_pred = stacked[choice, torch.arange(S_base.shape[0], device=S_base.device)]
+        parts["choice"] = choice
         return S_pred, parts

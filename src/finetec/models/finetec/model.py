@@ -12,7 +12,7 @@ Per person (``B = N*M`` sequences of positions ``[B, T, V, 2]``):
    completion: the corrupted sequence as it is).
 2. ``decomposition`` (Eq. 2-3, :mod:`.decomposition`): S_pred and, in training, S_dyna / S_stat.
 3. ``physics`` (Eq. 4-13, :mod:`.physics`): the fused acceleration a of each of S_base, S_dyna, S_stat (one batched
-   call), combined into a_pred with the same per-joint weights as S_pred; L_Ac (Eq. 16) over the three. Without
+   call); a_pred is that of the variant chosen as S_pred; L_Ac (Eq. 16) over the three. Without
    physics (Table 4's ablation) a is the plain finite-difference acceleration and there is no L_Ac.
 4. ``fusion``: cross-attention (``'ca'``) or an MLP (``'mlp'``) of S_pred and a_pred -> ``[B, T, V, dim]``.
 5. the GCN recognizer (``backbone``, any registered one; ST-GCN++ by default) on ``[N, M, T, V, dim]``.
@@ -46,7 +46,8 @@ def observed_sequences(x: torch.Tensor, mask: torch.Tensor | None,
     joint weights ``[N*M, T, V]`` (score > 0 in an observed frame; all ones when C < 3).
 
     Observed frames: the valid frames; in ``inplace`` mode a valid frame in which no joint is present counts as
-    missing too (in ``compact`` mode it keeps its slot: the survivors' order is all that tells their time). Joints
+    missing too (in ``compact`` mode it keeps its slot: the survivors' order is all that tells their time, and a
+    compact clip whose valid frames are not a prefix is compacted again). Joints
     invisible inside observed frames are filled from the same joint's other observations
     (:func:`~finetec.models.completion.classic.fill_missing_joints`). A sequence without any observed frame (a padded
     person) keeps the valid-frame mask, so completers see a non-empty row; its weights stay 0.
@@ -63,6 +64,13 @@ def observed_sequences(x: torch.Tensor, mask: torch.Tensor | None,
     present = present.reshape(N * M, T, V) & valid[..., None]
     observed = present.any(-1) if mode == "inplace" else valid
     observed = torch.where(observed.any(-1, keepdim=True), observed, valid)
+    if mode == "compact":
+        # a compact clip with holes (a further in-place drop after compaction, e.g. Table 6's T-low / T-high):
+        # its survivors move to the front again -- their times are unknown anyway
+        from ...corruption.batched import apply_keep
+
+        S, _ = apply_keep(S, observed, "compact")
+        present, observed = apply_keep(present, observed, "compact")
     S = fill_missing_joints(S, present, observed)
     return S, observed, (present & observed[..., None]).to(x.dtype)
 
@@ -168,10 +176,10 @@ class FineTec(nn.Module):
         if self.training and self.decomposition is not None:
             seqs = [parts["S_base"], parts["S_dyna"], parts["S_stat"]]
             accs, loss = self.accelerations(seqs, w_base)
-            region = self.decomposition.region_index.clamp(min=0)
-            joint_dynamic = parts["dynamic"].gather(1, region[None].expand(S.shape[0], -1))
-            fw = self.decomposition.fusion_weights(joint_dynamic)  # [B, V, 3], as for S_pred
-            a_pred = sum(fw[:, None, :, i, None] * accs[i] for i in range(3))
+            if "choice" in parts:  # a_pred: the acceleration of the variant S_pred is
+                a_pred = torch.stack(accs, 0)[parts["choice"], torch.arange(S.shape[0], device=S.device)]
+            else:
+                a_pred = accs[0]
         else:
             accs, loss = self.accelerations([S_pred], w_base)
             a_pred = accs[0]
@@ -180,6 +188,15 @@ class FineTec(nn.Module):
         feats = self.fusion(S_pred, a_pred.to(S_pred.dtype))
         logits = self.recognizer(feats.reshape(N, M, T, V, -1))
         return logits, aux
+
+    def train(self, mode: bool = True) -> "FineTec":
+        """As ``nn.Module.train``, except that a frozen completion (no trainable parameter, e.g. ``init.freeze``)
+        stays in eval mode: stage 2 then sees exactly the S_base it is evaluated with (nearest prompt, fixed
+        prompt mask) instead of the training-time random prompts."""
+        super().train(mode)
+        if self.completion is not None and not any(p.requires_grad for p in self.completion.parameters()):
+            self.completion.eval()
+        return self
 
     def fuse_for_inference(self, enabled: bool = True) -> "FineTec":
         self.recognizer.fuse_for_inference(enabled)
