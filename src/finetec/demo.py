@@ -6,7 +6,7 @@
 3. Write ``results/<run>/report.md`` (one table: top-1, top-5, mean-class per model per level), ``results.csv`` and
    ``accuracy_vs_corruption.png``.
 
-The default is a quick CPU preset (slim widths, 8 epochs, bf16 autocast, 1 test clip); ``--full`` runs standard
+The default is a quick CPU preset (slim widths, 6 epochs, bf16 autocast, 1 test clip); ``--full`` runs standard
 widths with the configs' full schedule and precision and PYSKL's 10 test clips.
 """
 
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="standard widths, the configs' schedules and precision, 10 test clips")
     p.add_argument("--models", nargs="+", default=list(BASELINES), choices=BASELINES)
     p.add_argument("--levels", nargs="+", default=list(LEVELS), choices=LEVELS)
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (quick preset default: 8)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (quick preset default: 6)")
     p.add_argument("--precision", default="bf16-mixed", help="quick preset precision (default bf16-mixed)")
     p.add_argument("--test-clips", type=int, default=1, help="quick preset test clips per sample")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers")
@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.epochs_set = args.epochs is not None
     if args.epochs is None:
-        args.epochs = 8
+        args.epochs = 6
     if "clean" not in args.levels:
         args.levels = ["clean"] + list(args.levels)
     run_demo(args)
