@@ -16,6 +16,7 @@ BUILTIN = ["aagcn", "ctrgcn", "stgcn", "stgcnpp"]
 def test_list_models_has_the_baselines():
     names = list_models()
     assert set(BUILTIN) <= set(names)
+    assert {"posec3d", "posec3d_limb", "sparse_stgcn", "finetec"} <= set(names)
     assert names == sorted(names)
 
 
