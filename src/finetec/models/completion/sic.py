@@ -19,9 +19,8 @@ import torch
 import torch.nn as nn
 
 from ...corruption.batched import PROMPT_RATIOS, apply_keep, mirror_keep, random_keep
-from ...corruption.temporal import MODES
 from ..finetec.bank import SkeletonBank
-from ..finetec.completion import safe_linear_interp, weighted_mse
+from ..finetec.completion import check_completer_input, safe_linear_interp, weighted_mse
 from . import register_completer
 
 __all__ = ["SkeletonInContext", "SiCStat", "SiCDyna"]
@@ -61,15 +60,7 @@ class SkeletonInContext(nn.Module):
         self.head = nn.Linear(dim, 2 * V)
 
     def _check(self, x: torch.Tensor, mask: torch.Tensor, mode: str) -> None:
-        T, V = self.clip_len, self.num_joints
-        if mode not in MODES:
-            raise ValueError(f"{type(self).__name__}: mode must be one of {list(MODES)}, got {mode!r}")
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1:] != (T, V, 2):
-            raise ValueError(f"{type(self).__name__}: x must be [B, T={T}, V={V}, 2], got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != x.shape[:2]:
-            raise ValueError(f"{type(self).__name__}: mask must be a bool tensor [B, T] = {tuple(x.shape[:2])}, got "
-                             f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
+        check_completer_input(self, x, mask, mode)
 
     @staticmethod
     def _tokens(inp: torch.Tensor, mask: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:

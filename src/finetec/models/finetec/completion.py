@@ -74,6 +74,20 @@ def safe_linear_interp(x: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.
     return linear_interp(torch.where(empty[..., None, None], torch.zeros_like(x), x), mask | (empty & first), mode)
 
 
+def check_completer_input(module: nn.Module, x: torch.Tensor, mask: torch.Tensor, mode: str) -> None:
+    """Clear errors for a learned completer's input: ``x [B, T, V, 2]`` (``module.clip_len``, ``module.num_joints``),
+    ``mask [B, T]`` bool, ``mode`` compact / inplace."""
+    who, T, V = type(module).__name__, module.clip_len, module.num_joints
+    if mode not in MODES:
+        raise ValueError(f"{who}: mode must be one of {list(MODES)}, got {mode!r}")
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1:] != (T, V, 2):
+        raise ValueError(f"{who}: x must be [B, T={T}, V={V}, 2], got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != x.shape[:2]:
+        raise ValueError(f"{who}: mask must be a bool tensor [B, T] = {tuple(x.shape[:2])}, got "
+                         f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
+
+
 class MixerBlock(nn.Module):
     """Pre-norm MLP-Mixer block on ``[B, N, D]``: a temporal MLP across the N tokens, then a spatial MLP across the
     D features of each token; both residual."""
@@ -137,15 +151,7 @@ class ContextCompletion(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     def _check(self, x: torch.Tensor, mask: torch.Tensor, mode: str) -> None:
-        T, V = self.clip_len, self.num_joints
-        if mode not in MODES:
-            raise ValueError(f"{type(self).__name__}: mode must be one of {list(MODES)}, got {mode!r}")
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1:] != (T, V, 2):
-            raise ValueError(f"{type(self).__name__}: x must be [B, T={T}, V={V}, 2], got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != x.shape[:2]:
-            raise ValueError(f"{type(self).__name__}: mask must be a bool tensor [B, T] = {tuple(x.shape[:2])}, got "
-                             f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
+        check_completer_input(self, x, mask, mode)
 
     def _resolve_prompt(self, prompt: str | None) -> str | None:
         if prompt == "auto":
