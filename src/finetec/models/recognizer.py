@@ -7,7 +7,23 @@ import torch.nn as nn
 
 from .heads.cls_head import ClsHead
 
-__all__ = ["Recognizer"]
+__all__ = ["Recognizer", "check_input"]
+
+
+def check_input(name: str, x: torch.Tensor, num_joints: int, in_channels: int) -> None:
+    """Clear errors for a recognizer input that is not a non-empty floating ``[N, M, T, V, C]`` tensor with the
+    model's V and C."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 5:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name}: input must be a [N, M, T, V, C] tensor, got {shape}")
+    N, M, T, V, C = x.shape
+    if V != num_joints or C != in_channels:
+        raise ValueError(f"{name}: built for V={num_joints} joints and C={in_channels} channels, "
+                         f"input [N, M, T, V, C] = {tuple(x.shape)}")
+    if min(N, M, T) < 1:
+        raise ValueError(f"{name}: empty input {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: input must be floating point, got {x.dtype}")
 
 
 class Recognizer(nn.Module):
@@ -35,17 +51,7 @@ class Recognizer(nn.Module):
         self.name = name or type(backbone).__name__.lower()
 
     def _check(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor) or x.dim() != 5:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"{self.name}: input must be a [N, M, T, V, C] tensor, got {shape}")
-        N, M, T, V, C = x.shape
-        if V != self.backbone.num_joints or C != self.backbone.in_channels:
-            raise ValueError(f"{self.name}: built for V={self.backbone.num_joints} joints and "
-                             f"C={self.backbone.in_channels} channels, input [N, M, T, V, C] = {tuple(x.shape)}")
-        if min(N, M, T) < 1:
-            raise ValueError(f"{self.name}: empty input {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise TypeError(f"{self.name}: input must be floating point, got {x.dtype}")
+        check_input(self.name, x, self.backbone.num_joints, self.backbone.in_channels)
 
     def extract_features(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features ``[N, M, C', T', V]``."""

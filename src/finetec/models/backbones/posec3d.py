@@ -45,6 +45,7 @@ import torch.nn.functional as F
 
 from ...layouts import Layout
 from ..heads.cls_head import ClsHead
+from ..recognizer import check_input
 from ..registry import register_model
 from .common import FusableMixin, fold_bn
 
@@ -352,17 +353,7 @@ class PoseC3D(nn.Module):
         self.head = ClsHead(self.out_channels, num_classes, dropout)
 
     def _check(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor) or x.dim() != 5:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"{self.name}: input must be a [N, M, T, V, C] tensor, got {shape}")
-        N, M, T, V, C = x.shape
-        if V != self.num_joints or C != self.in_channels:
-            raise ValueError(f"{self.name}: built for V={self.num_joints} joints and C={self.in_channels} channels, "
-                             f"input [N, M, T, V, C] = {tuple(x.shape)}")
-        if min(N, M, T) < 1:
-            raise ValueError(f"{self.name}: empty input {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise TypeError(f"{self.name}: input must be floating point, got {x.dtype}")
+        check_input(self.name, x, self.num_joints, self.in_channels)
 
     def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
         """The pseudo-heatmap volume ``[N, K, T, grid, grid]`` (float32, ``channels_last_3d``) of ``x``."""

@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from ...layouts import Layout
+from ..recognizer import check_input
 from ..registry import create_model, register_model
 from .decomposition import SpatialDecomposition
 from .fusion import CrossAttentionFusion, MLPFusion
@@ -157,13 +158,8 @@ class FineTec(nn.Module):
         return list(a.chunk(k, 0)), loss
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
-        if not isinstance(x, torch.Tensor) or x.dim() != 5:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"finetec: input must be a [N, M, T, V, C] tensor, got {shape}")
+        check_input(self.name, x, self.num_joints, self.in_channels)
         N, M, T, V, C = x.shape
-        if V != self.num_joints or C != self.in_channels:
-            raise ValueError(f"finetec: built for V={self.num_joints} joints and C={self.in_channels} channels, "
-                             f"input [N, M, T, V, C] = {tuple(x.shape)}")
         if T != self.clip_len and self.completion is not None:
             raise ValueError(f"finetec: the completion is built for clip_len={self.clip_len}, input has T={T}")
         S, observed, weight = observed_sequences(x, mask, self.mode)
