@@ -305,7 +305,7 @@ class SpatialDecomposition(nn.Module):
         enabled = torch.tensor([True, self.use_dyna, self.use_stat], device=S_base.device)
         probs = enabled.float()[None].expand(S_base.shape[0], 3)
         choice = torch.multinomial(probs, 1).squeeze(1)  # [B]
-        stacked = torch.stack([parts["S_base"], parts["S_dyna"], parts["S_stat"]], dim=0)  # [3, B, T, V, 2]
+        stacked = torch.stack([parts[f"S_{k}"] for k in SOURCES], dim=0)  # [3, B, T, V, 2]; choice indexes SOURCES
         S_pred = stacked[choice, torch.arange(S_base.shape[0], device=S_base.device)]
         parts["choice"] = choice
         return S_pred, parts
