@@ -7,6 +7,8 @@
     finetec corrupt IN.pkl OUT.pkl --level LEVEL [--mode compact|inplace] [--seed N]
     finetec data prepare penn-action SRC_DIR OUT.pkl
     finetec data info FILE
+    finetec ensemble train CONFIG [key=value ...] [--streams j b jm bm] [--out DIR]
+    finetec ensemble fuse RUN_DIR... [--weights 2 2 1 1] [--level clean]
     finetec demo [args ...]
 
 Bad input (a malformed sample or file, an unsafe pickle, a config error, a missing file) prints one line
@@ -32,7 +34,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .engine.config import ConfigError
     from .layouts import LayoutError
 
-    errs: list[type[BaseException]] = [SampleError, DataFileError, UnsafePickleError, ConfigError, TransformError,
+    from .engine.ensemble import EnsembleError
+
+    errs: list[type[BaseException]] = [EnsembleError, SampleError, DataFileError, UnsafePickleError, ConfigError, TransformError,
                                        LayoutError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
                                        PermissionError]
     if "finetec.engine.checkpoint" in sys.modules:  # torch-heavy: only when a subcommand has loaded it
@@ -84,6 +88,43 @@ def _format_results(res: dict) -> str:
         lines.append(f"{level:<12} {100 * m['top1']:>6.2f}% {100 * m.get('top5', float('nan')):>6.2f}% "
                      f"{100 * m['mean_class_accuracy']:>8.2f}% {m['num_samples']:>6d}")
     return "\n".join(lines)
+
+
+def _format_fusion(name: str, res: dict) -> str:
+    lines = [f"{name} [{res['level']}, N={res['num_samples']}]"]
+    for r in res["runs"]:
+        lines.append(f"  {r['run']:<40} w={r['weight']:<5g} top1 {100 * r['top1']:6.2f}%  "
+                     f"mean_cls {100 * r['mean_class_accuracy']:6.2f}%")
+    f = res["fused"]
+    lines.append(f"  {'fused':<40} {'':7} top1 {100 * f['top1']:6.2f}%  mean_cls {100 * f['mean_class_accuracy']:6.2f}%")
+    return "\n".join(lines)
+
+
+def _cmd_ensemble_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .engine.config import load_config
+    from .engine.ensemble import train_streams
+
+    cfg = load_config(args.config, args.overrides)
+    out = args.out or str(Path(cfg["trainer"]["work_dir"]) / "ensemble")
+    res = train_streams(cfg, out, args.streams)
+    if _is_rank_zero():
+        print("\n".join(_format_fusion(k, v) for k, v in res["fusions"].items()))
+        print(f"written: {Path(out) / 'ensemble.json'}")
+    return 0
+
+
+def _cmd_ensemble_fuse(args: argparse.Namespace) -> int:
+    from .engine.ensemble import fuse_scores
+
+    res = fuse_scores(args.runs, args.weights, args.level)
+    print(_format_fusion("weighted score fusion", res))
+    if args.out:
+        from .utils.io import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
+    return 0
 
 
 def _cmd_corrupt(args: argparse.Namespace) -> int:
@@ -202,6 +243,23 @@ def build_parser() -> argparse.ArgumentParser:
     di = dsub.add_parser("info", help="statistics of a PYSKL pickle")
     di.add_argument("file", metavar="FILE")
     di.set_defaults(func=_cmd_data_info)
+
+    en = sub.add_parser("ensemble", help="multi-stream ensembles (joint / bone / motion streams, weighted scores)")
+    esub = en.add_subparsers(dest="ensemble_command", required=True, metavar="SUBCOMMAND")
+    et = esub.add_parser("train", help="train CONFIG once per stream, then fuse (PYSKL's 1:1 and 2:2:1:1)",
+                         description="Train CONFIG with data.feats=[s] for each stream s into OUT/s (a stream whose "
+                                     "test scores exist is reused), then fuse the scores; writes OUT/ensemble.json.")
+    et.add_argument("config")
+    et.add_argument("overrides", nargs="*", metavar="key=value")
+    et.add_argument("--streams", nargs="+", default=["j", "b", "jm", "bm"], choices=("j", "b", "jm", "bm"))
+    et.add_argument("--out", default=None, help="default: WORK_DIR/ensemble")
+    et.set_defaults(func=_cmd_ensemble_train)
+    ef = esub.add_parser("fuse", help="fuse the test scores of trained runs with weights")
+    ef.add_argument("runs", nargs="+", metavar="RUN", help="run dirs (their test/<level>.npz) or .npz files")
+    ef.add_argument("--weights", nargs="+", type=float, default=None, help="one per run (default: equal)")
+    ef.add_argument("--level", default="clean", help="which test/<level>.npz to read (default clean)")
+    ef.add_argument("--out", default=None, help="write the result as JSON here")
+    ef.set_defaults(func=_cmd_ensemble_fuse)
 
     m = sub.add_parser("demo", help="run the end-to-end demo", add_help=False)
     m.add_argument("demo_args", nargs=argparse.REMAINDER)

@@ -176,7 +176,13 @@ def prepare_model(model: "Any", cfg: Mapping[str, Any], dm: "Any") -> None:
         try:
             target = model.get_submodule(into) if into else model
         except AttributeError as e:
-            raise CheckpointError(f"init.into={into!r}: the model has no such submodule") from e
+            inner = getattr(model, "model", None)  # a wrapped recognizer (SF-Head): its inner model's submodule
+            try:
+                target = inner.get_submodule(into) if isinstance(inner, torch.nn.Module) else None
+            except AttributeError:
+                target = None
+            if target is None:
+                raise CheckpointError(f"init.into={into!r}: the model has no such submodule") from e
         try:
             target.load_state_dict(state, strict=True)
         except RuntimeError as e:

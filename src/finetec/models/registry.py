@@ -66,8 +66,11 @@ def create_model(
 
     ``in_channels`` is C of the input ``[N, M, T, V, C]`` (3 for PYSKL's 2D ``x, y, score`` and for 3D joints).
     Common options: ``width='standard'|'slim'``, ``dropout``; others are model specific (see the builder).
+    ``sfhead={...}`` plugs SF-Head into the model's GCN blocks (options of
+    :func:`finetec.models.sfhead.attach_sfhead`, e.g. ``{'mode': 'auxiliary', 'groups': 8}``); any GCN model accepts it.
     """
     builder = get_builder(name)
+    sfhead = kw.pop("sfhead", None)
     for what, v in (("num_classes", num_classes), ("in_channels", in_channels)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"create_model({name!r}): {what} must be a positive int, got {v!r}")
@@ -80,7 +83,16 @@ def create_model(
         unknown = sorted(set(kw) - set(accepted))
         if unknown:
             raise TypeError(f"create_model({name!r}): unknown option(s) {unknown}; accepted: {accepted}")
-    return builder(num_classes=num_classes, layout=lay, in_channels=in_channels, **kw)
+    model = builder(num_classes=num_classes, layout=lay, in_channels=in_channels, **kw)
+    if sfhead is None or sfhead is False:
+        return model
+    from .sfhead import attach_sfhead
+
+    if sfhead is True:
+        sfhead = {}
+    if not isinstance(sfhead, Mapping):
+        raise TypeError(f"create_model({name!r}): sfhead must be a mapping of SF-Head options, got {sfhead!r}")
+    return attach_sfhead(model, **sfhead)
 
 
 def _load_builtins() -> None:
