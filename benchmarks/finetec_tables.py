@@ -18,38 +18,26 @@ logs, metrics.json) stays under ``OUT/<run>/runs/<key>`` and is reused when the 
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
-import io
-import json
 import os
-import platform
-import shutil
 import sys
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+import dataclasses
+from functools import partial
+
+from tables_common import Run as _Run
+from tables_common import (REPO, cached_run, file_hash, machine_line, md_table as _md, quiet as _quiet,
+                           save_figure, utc_now, write_csv as _csv)
+
 LEVELS = ("minor", "moderate", "severe")
 ROBUST = ("S-low", "S-high", "T-low", "T-high")
+Run = partial(_Run, levels=LEVELS)  # every run here is tested at the three paper levels unless told otherwise
 TABLES = ("table3", "table1", "table4", "table5", "fusion", "figure4", "table6")
 
 
-@dataclass
-class Run:
-    key: str
-    label: str
-    config: str
-    overrides: list[str] = field(default_factory=list)
-    task: str = "recognition"
-    trained: bool = True
-    levels: tuple[str, ...] = LEVELS
-
-
-def completion_runs() -> list[Run]:
+def completion_runs() -> list[_Run]:
     c = "configs/_base_/penn_completion.yaml"
     return [
         Run("c_lr_copy", "L-R Copy", c, ["model.name=lr_copy"], "completion", trained=False),
@@ -65,7 +53,7 @@ def completion_runs() -> list[Run]:
     ]
 
 
-def baseline_runs() -> list[Run]:
+def baseline_runs() -> list[_Run]:
     return [
         Run("stgcn", "ST-GCN", "configs/stgcn/penn_j.yaml"),
         Run("pyskl_j", "PYSKL-J (ST-GCN++)", "configs/stgcnpp/penn_j.yaml"),
@@ -78,12 +66,12 @@ def baseline_runs() -> list[Run]:
     ]
 
 
-def finetec_run(key: str, label: str, *overrides: str, levels: tuple[str, ...] = LEVELS) -> Run:
+def finetec_run(key: str, label: str, *overrides: str, levels: tuple[str, ...] = LEVELS) -> _Run:
     return Run(key, label, "configs/finetec/penn_j.yaml", list(overrides), levels=levels)
 
 
 NO_INIT = ("init.ckpt=null", "init.into=")
-RUNS_BY_TABLE: dict[str, list[Run]] = {
+RUNS_BY_TABLE: dict[str, list[_Run]] = {
     "table3": completion_runs(),
     "table1": baseline_runs() + [finetec_run("finetec", "FineTec (ours)")],
     "table4": [
@@ -116,16 +104,6 @@ RUNS_BY_TABLE: dict[str, list[Run]] = {
 
 
 # ---------------------------------------------------------------------------------------------------- running
-def _quiet() -> None:
-    import logging
-    import warnings
-
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module=r"lightning(\..*)?")
-    warnings.filterwarnings("ignore", message=r".*skipped \d+ sample\(s\) with no visible joint.*")
-
-
 def common_overrides(args: argparse.Namespace, work_dir: Path, task: str) -> list[str]:
     ov = [f"data.ann_file={args.ann_file}", f"trainer.work_dir={work_dir}", "trainer.val_every_n_epochs=0",
           "trainer.progress_bar=false", f"data.num_workers={args.workers}", f"trainer.seed={args.seed}",
@@ -142,9 +120,9 @@ def common_overrides(args: argparse.Namespace, work_dir: Path, task: str) -> lis
     return ov
 
 
-def run_one(run: Run, args: argparse.Namespace, root: Path, stage1: Path | None) -> dict[str, dict[str, float]]:
+def run_one(run: _Run, args: argparse.Namespace, root: Path, stage1: Path | None) -> dict[str, dict[str, float]]:
     """Train (if needed) and test ``run`` at its levels; cached in ``root/runs/<key>/results.json``."""
-    from finetec.engine import load_config, test, train
+    from finetec.engine import load_config
 
     work_dir = root / "runs" / run.key
     ov = common_overrides(args, work_dir, run.task) + list(run.overrides) + list(args.override)
@@ -154,59 +132,12 @@ def run_one(run: Run, args: argparse.Namespace, root: Path, stage1: Path | None)
         ov.append(f"init.ckpt={stage1}")
     cfg = load_config(REPO / run.config, ov)
     # a cached run is reused only if it was made from the same resolved config (and the same stage-1 weights)
-    key = json.dumps(cfg, sort_keys=True, default=str)
-    if cfg["init"].get("ckpt"):
-        key += hashlib.sha256(Path(cfg["init"]["ckpt"]).read_bytes()).hexdigest()
-    key = hashlib.sha256(key.encode()).hexdigest()
-    cache = work_dir / "results.json"
-    done: dict[str, Any] = json.loads(cache.read_text()) if cache.is_file() else {}
-    if done and done.get("key") != key:
-        print(f"[tables] {run.key}: config or stage-1 weights changed, retraining", flush=True)
-        shutil.rmtree(work_dir)
-        done = {}
-    missing = [lv for lv in run.levels if lv not in done.get("metrics", {})]
-    if not missing:
-        return done["metrics"]
-    done["key"] = key
-    ckpt = work_dir / "model.pth"
-    t0 = time.time()
-    if run.trained and not ckpt.is_file():
-        train(cfg, run_test=False)
-        done["train_s"] = time.time() - t0
-    metrics = test(cfg, ckpt if run.trained else None, missing)
-    done.setdefault("metrics", {}).update(metrics)
-    done["config"] = run.config
-    done["overrides"] = run.overrides
-    from finetec.utils.io import atomic_write_text
-
-    atomic_write_text(cache, json.dumps(done, indent=2) + "\n")
-    shown = "  ".join(f"{lv}: " + (f"{m['top1']:.3f}" if "top1" in m else f"{m['mpjpe_missing']:.4f}")
-                      for lv, m in done["metrics"].items())
-    print(f"[tables] {run.key:14s} {run.label:34s} ({time.time() - t0:5.0f} s) {shown}", flush=True)
-    return done["metrics"]
+    tag = file_hash(cfg["init"]["ckpt"]) if cfg["init"].get("ckpt") else ""
+    return cached_run(run, cfg, work_dir, tag)["metrics"]
 
 
 # ---------------------------------------------------------------------------------------------------- tables
-def _md(header: list[str], rows: list[list[Any]]) -> str:
-    def fmt(v: Any) -> str:
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
-    return "\n".join(out) + "\n"
-
-
-def _csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    from finetec.utils.io import atomic_write_text
-
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(header)
-    w.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
-
-def recognition_table(runs: list[Run], res: dict[str, dict], levels=LEVELS, mean: bool = True):
+def recognition_table(runs: list[_Run], res: dict[str, dict], levels=LEVELS, mean: bool = True):
     header = ["method"] + [f"{lv} {k}" for lv in levels for k in (("top-1", "mean") if mean else ("top-1",))]
     rows = []
     for r in runs:
@@ -223,7 +154,7 @@ def recognition_table(runs: list[Run], res: dict[str, dict], levels=LEVELS, mean
     return header, rows
 
 
-def restoration_tables(runs: list[Run], res: dict[str, dict]):
+def restoration_tables(runs: list[_Run], res: dict[str, dict]):
     out = {}
     for frames in ("missing", "all"):
         header = ["method"] + [f"{lv} {k}" for lv in LEVELS for k in ("MPJPE", "N-MPJPE", "MPJVE")]
@@ -235,7 +166,7 @@ def restoration_tables(runs: list[Run], res: dict[str, dict]):
     return out
 
 
-def plot_figure4(runs: list[Run], res: dict[str, dict], path: Path) -> None:
+def plot_figure4(runs: list[_Run], res: dict[str, dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -250,11 +181,7 @@ def plot_figure4(runs: list[Run], res: dict[str, dict], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    from finetec.utils.io import atomic_write
-
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 TITLES = {
@@ -307,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             res[r.key] = run_one(r, args, root, None)
         stage1 = root / "runs" / "c_ours" / "model.pth"
     failed: dict[str, str] = {}
-    queue: dict[str, Run] = {}
+    queue: dict[str, _Run] = {}
     for t in tables:
         if t == "table3":
             continue
@@ -315,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             if r.key in queue:  # the same run in several tables: test it at the union of their levels
                 queue[r.key].levels = tuple(dict.fromkeys(queue[r.key].levels + r.levels))
             else:
-                queue[r.key] = Run(r.key, r.label, r.config, list(r.overrides), r.task, r.trained, r.levels)
+                queue[r.key] = dataclasses.replace(r, overrides=list(r.overrides))
     # the 3D-CNN baselines are by far the slowest on a CPU: run them last
     for r in sorted(queue.values(), key=lambda r: r.key.startswith("posec3d")):
         if r.key in args.skip:
@@ -330,13 +257,10 @@ def main(argv: list[str] | None = None) -> int:
               f"quick: slim widths, {args.epochs} recognition / {args.completion_epochs} completion epochs, "
               f"{args.precision}, {args.test_clips} test clip(s)")
     cmd = "python benchmarks/finetec_tables.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    import torch
-
     md = [f"# FineTec experiments on {ann.name}\n",
           f"- preset: {preset}\n- command: `{cmd.strip()}`\n"
-          f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), {platform.platform()}\n"
-          f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}; wall time of this invocation "
+          f"- machine: {machine_line()}\n"
+          f"- date: {utc_now()}; wall time of this invocation "
           f"{time.time() - t0:.0f} s (finished runs are reused)\n"
           "- protocol: trained on a random level per clip, tested at each level (see the module docstring)\n"]
     for t in tables:

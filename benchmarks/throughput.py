@@ -23,6 +23,7 @@ Usage::
     python benchmarks/throughput.py --quick         # T=48 only, fewer windows
     python benchmarks/throughput.py --models stgcn --widths standard --out results/throughput.csv
     python benchmarks/throughput.py --finetec       # FineTec vs its GCN backbone (forward cost ratio)
+    python benchmarks/throughput.py --sfhead --models ctrgcn   # backbone vs + SF-Head inline / auxiliary
 
 ``--finetec`` times the FineTec recognizer (completion with a filled 256-clip bank, decomposition, physics, CA
 fusion, ST-GCN++ backbone; eval mode for inference and latency, train mode with its L_Ac for training) against the
@@ -383,6 +384,69 @@ def finetec_vs_backbone(args: argparse.Namespace, V: int, common: dict[str, Any]
     return rows
 
 
+class _LogitsWithAux(nn.Module):
+    """A ``(logits, aux)`` model as ``model(x) -> logits`` for :func:`measure`: in training its ``loss_*`` terms
+    are added to the logits' graph (times 0) so that their forward and backward are timed too; at inference the
+    model's ``inference_model()`` is what runs."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.deploy = model.inference_model()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return self.deploy(x)
+        logits, aux = self.model(x)
+        return logits + sum(aux.values()) * 0 if aux else logits
+
+    def train(self, mode: bool = True) -> "_LogitsWithAux":
+        super().train(mode)
+        self.deploy.train(mode)
+        return self
+
+    def fuse_for_inference(self, enabled: bool = True) -> "_LogitsWithAux":
+        self.deploy.fuse_for_inference(enabled)
+        return self
+
+
+def sfhead_vs_backbone(args: argparse.Namespace, common: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows comparing each backbone with SF-Head inline and auxiliary (training with F-RL/F-CL; inference with
+    the deployed model: auxiliary = the bare backbone)."""
+    rows = []
+    for name in args.models.split(","):
+        for width in args.widths.split(","):
+            for T in (int(t) for t in args.T.split(",")):
+                for dt in args.dtypes.split(","):
+                    models: dict[str, nn.Module] = {}
+                    for mode in ("backbone", "inline", "auxiliary"):
+                        torch.manual_seed(0)
+                        kw = {} if mode == "backbone" else {"sfhead": {"mode": mode}}
+                        m = create_model(name, num_classes=args.num_classes, layout=args.layout,
+                                         in_channels=args.in_channels, width=width, **kw)
+                        models[mode] = m if mode == "backbone" else _LogitsWithAux(m)
+                    res = measure(models, T=T, bf16=dt == "bf16", **common)
+                    b = res["backbone"]
+                    for mode in ("inline", "auxiliary"):
+                        r = res[mode]
+                        rows.append({"model": name, "width": width, "T": T, "dtype": dt, "mode": mode,
+                                     "train_ratio": r["train"] / b["train"], "infer_ratio": r["infer"] / b["infer"],
+                                     "latency_ratio": r["lat_median_ms"] / b["lat_median_ms"], **r,
+                                     **{f"backbone_{k}": v for k, v in b.items()}})
+                        print(f"  {name}/{width} {dt} T={T} SF-Head {mode:9s}: training {r['train']:.1f} vs "
+                              f"{b['train']:.1f} seq/s ({rows[-1]['train_ratio']:.2f}x), inference "
+                              f"{rows[-1]['infer_ratio']:.2f}x, latency {rows[-1]['latency_ratio']:.2f}x", flush=True)
+    lines = ["| model | width | dtype | T | SF-Head | train seq/s (with / without) | infer seq/s (with / without) | "
+             "latency ms (with / without) |", "|" + "---|" * 8]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['width']} | {r['dtype']} | {r['T']} | {r['mode']} | {r['train']:.1f} / "
+                     f"{r['backbone_train']:.1f} ({r['train_ratio']:.2f}x) | {r['infer']:.1f} / "
+                     f"{r['backbone_infer']:.1f} ({r['infer_ratio']:.2f}x) | {r['lat_median_ms']:.2f} / "
+                     f"{r['backbone_lat_median_ms']:.2f} ({r['latency_ratio']:.2f}x) |")
+    print("\n" + "\n".join(lines))
+    return rows
+
+
 def machine_info() -> dict[str, str]:
     cpu = platform.processor() or "?"
     try:
@@ -425,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="T=48 only, 3 windows of 2 steps, 20 latency runs")
     ap.add_argument("--out", help="also write the rows as CSV here")
     ap.add_argument("--finetec", action="store_true", help="only FineTec vs its ST-GCN++ backbone")
+    ap.add_argument("--sfhead", action="store_true", help="only --models with and without SF-Head (both modes)")
     args = ap.parse_args(argv)
     if args.quick:
         args.T, args.windows, args.steps, args.lat_runs = "48", 3, 2, 20
@@ -440,8 +505,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     common = dict(batch=args.batch, persons=args.persons, V=V, C=args.in_channels, num_classes=args.num_classes,
                   windows=args.windows, steps=args.steps, lat_runs=args.lat_runs)
-    if args.finetec:
-        finetec_vs_backbone(args, V, common)
+    if args.finetec or args.sfhead:
+        if args.finetec:
+            finetec_vs_backbone(args, V, common)
+        if args.sfhead:
+            sfhead_vs_backbone(args, common)
         print(f"\nload average at end {_load()} (start {load0})")
         return 0
     for name in args.models.split(","):
