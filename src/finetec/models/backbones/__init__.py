@@ -1,11 +1,13 @@
 """Backbones; importing this package registers the built-in recognizers (``stgcn``, ``stgcnpp``, ``aagcn``,
-``ctrgcn``, ``posec3d``, ``posec3d_limb``, ``sparse_stgcn``)."""
+``ctrgcn``, ``posec3d``, ``posec3d_limb``, ``sparse_stgcn``, ``blockgcn``, ``protogcn``)."""
 
-from . import aagcn, ctrgcn, posec3d, sparse_stgcn, stgcn  # noqa: F401  (registration side effect)
+from . import aagcn, blockgcn, ctrgcn, posec3d, protogcn, sparse_stgcn, stgcn  # noqa: F401  (registration)
 from .aagcn import AAGCN
+from .blockgcn import BlockGCN
 from .ctrgcn import CTRGCN
 from .posec3d import PoseC3D
+from .protogcn import ProtoGCN
 from .sparse_stgcn import SparseSTGCN
 from .stgcn import STGCN
 
-__all__ = ["STGCN", "AAGCN", "CTRGCN", "PoseC3D", "SparseSTGCN"]
+__all__ = ["STGCN", "AAGCN", "CTRGCN", "PoseC3D", "SparseSTGCN", "BlockGCN", "ProtoGCN"]
