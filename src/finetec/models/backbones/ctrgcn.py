@@ -112,6 +112,8 @@ class CTRMSTCN(FusableMixin, nn.Module):
     branch-final BNs as one BN over the concatenation (``post_bn``; per channel, so the same as one per branch).
     """
 
+    final_relu = True  # CTR-GCN's MSTCN ends with a ReLU after the concatenation (HD-GCN's does not)
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 5, stride: int = 1,
                  dilations: Sequence[int] = (1, 2), dropout: float = 0.0) -> None:
         super().__init__()
@@ -163,7 +165,8 @@ class CTRMSTCN(FusableMixin, nn.Module):
             feat = torch.addcmul(f["post_shift"], feat, f["post_scale"])
         else:
             feat = bn_cl(self.post_bn, feat)
-        feat = feat.relu_()
+        if self.final_relu:
+            feat = feat.relu_()
         if self.drop is not None:
             feat = self.drop(feat)
         return from_cl(feat)
