@@ -1,0 +1,225 @@
+"""Answering with a trained recognizer: :class:`Predictor` (whole sequences) and :class:`StreamRecognizer`
+(a sliding window over frames arriving one by one).
+
+The predictor rebuilds the model from the weights' own config (``finetec train`` stores it in ``model.pth``),
+keeps only what inference needs (SF-Head's ``inference_model()``), and prepares each sequence with the config's
+test pipeline (normalisation, ``UniformSampleFrames`` test clips, streams, persons), averaging the softmax over
+the test clips as evaluation does. A sequence in another layout is converted to the model's layout when the two
+layouts map (``finetec.layouts``); frames without a person stay missing frames (``mask`` False), which is what the
+corruption-robust models are trained for.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .data.sample import SampleError, SkeletonSample
+from .data.transforms import build_pipeline, default_pipeline
+from .layouts import convert_keypoints, get_layout
+
+__all__ = ["Prediction", "Predictor", "WindowResult", "StreamRecognizer"]
+
+
+@dataclass
+class Prediction:
+    """Class probabilities of one sequence: ``scores [K]`` and the ``topk`` ``(class name, probability)``."""
+
+    id: str
+    scores: np.ndarray
+    topk: list[tuple[str, float]]
+    label: int = -1  # the sample's own label when known (pickles), else -1
+
+    @property
+    def top1(self) -> str:
+        return self.topk[0][0]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "top1": self.top1, "topk": [{"class": c, "prob": p} for c, p in self.topk],
+                "label": self.label}
+
+
+class Predictor:
+    """A trained recognizer ready to answer.
+
+    Args:
+        ckpt: exported ``model.pth`` or a Lightning ``.ckpt`` of a recognition run.
+        num_clips: test clips averaged per sequence (default: the config's ``data.num_clips_test``).
+        batch_size: sequences per forward pass in :meth:`predict`.
+    """
+
+    def __init__(self, ckpt: "str | os.PathLike", num_clips: int | None = None, batch_size: int = 32) -> None:
+        from .engine.checkpoint import CheckpointError, load_weights
+        from .engine.lit import build_model
+        from .engine.runner import model_config
+
+        state, meta, cfg = load_weights(ckpt)
+        if not cfg or "model" not in cfg or "data" not in cfg:
+            raise CheckpointError(f"{ckpt}: no training config inside; use the model.pth written by `finetec train`")
+        if cfg.get("task", "recognition") != "recognition":
+            raise CheckpointError(f"{ckpt}: a {cfg.get('task')!r} model, not a recognizer")
+        missing = [k for k in ("num_classes", "layout", "in_channels") if meta.get(k) is None]
+        if missing:
+            raise CheckpointError(f"{ckpt}: weights lack {missing} in their metadata")
+        model = build_model(model_config(cfg), num_classes=int(meta["num_classes"]), layout=meta["layout"],
+                            in_channels=int(meta["in_channels"]))
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise CheckpointError(f"{ckpt}: weights do not fit model {cfg['model'].get('name')!r}: {e}") from e
+        self.model = (model.inference_model() if hasattr(model, "inference_model") else model).eval()
+        self.needs_mask = bool(getattr(self.model, "needs_mask", False))
+        self.returns_aux = bool(getattr(self.model, "returns_aux", False))
+        self.layout = get_layout(meta["layout"])
+        self.num_classes = int(meta["num_classes"])
+        classes = meta.get("classes")
+        self.classes = [str(c) for c in classes] if classes else [str(i) for i in range(self.num_classes)]
+        d = cfg["data"]
+        self.clip_len = int(d["clip_len"])
+        self.num_clips = int(num_clips or d["num_clips_test"])
+        self.batch_size = int(batch_size)
+        self.config, self.ckpt = cfg, str(ckpt)
+        self.pipeline = build_pipeline(default_pipeline(
+            self.layout, clip_len=self.clip_len, num_clips=self.num_clips, test_mode=True, feats=d["feats"],
+            corruption=None, norm=d["norm"], augment=False, num_person=int(d["num_person"])))
+
+    # ------------------------------------------------------------------ inputs
+    def to_sample(self, item: "SkeletonSample | Mapping[str, Any]", layout: str | None = None) -> SkeletonSample:
+        """A validated :class:`SkeletonSample` in the model's layout from a sample or a PYSKL annotation dict."""
+        if isinstance(item, SkeletonSample):
+            s = item
+        elif isinstance(item, Mapping):
+            s = SkeletonSample.from_pyskl(dict(item), layout=layout or self.layout.name)
+        else:
+            raise TypeError(f"expected a SkeletonSample or a PYSKL annotation dict, got {type(item).__name__}")
+        if s.layout != self.layout.name:
+            try:
+                kp, sc = convert_keypoints(s.keypoint, s.scores, s.layout, self.layout)
+            except (ValueError, KeyError) as e:
+                raise SampleError(f"sample {s.id!r}: layout {s.layout!r} cannot be converted to the model's "
+                                  f"{self.layout.name!r}: {e}") from e
+            s = s.copy(keypoint=kp, score=sc, layout=self.layout.name)
+        s.validate(self.layout.num_joints, where=f"sample {s.id!r}: ")
+        return s
+
+    def _inputs(self, s: SkeletonSample) -> tuple[np.ndarray, np.ndarray]:
+        res = self.pipeline({"keypoint": s.keypoint.copy(), "keypoint_score": s.scores.copy(), "mask": s.mask.copy(),
+                             "label": int(s.label), "frame_dir": s.id, "img_shape": s.img_shape,
+                             "layout": self.layout, "total_frames": s.num_frames,
+                             "rng": np.random.default_rng(0)})
+        return np.asarray(res["keypoint"], np.float32), np.asarray(res["mask"], bool)
+
+    # ------------------------------------------------------------------ answers
+    @torch.inference_mode()
+    def scores(self, samples: Sequence[SkeletonSample]) -> np.ndarray:
+        """Softmax scores ``[N, K]`` averaged over the test clips, in batches of ``batch_size``."""
+        out = []
+        for i in range(0, len(samples), self.batch_size):  # batches of sequences, not single ones
+            xs, ms = zip(*(self._inputs(s) for s in samples[i:i + self.batch_size]))
+            x = torch.from_numpy(np.stack(xs))  # [n, nc, M, T, V, C]
+            mask = torch.from_numpy(np.stack(ms))  # [n, nc, T]
+            n, nc = x.shape[:2]
+            flat_x, flat_m = x.flatten(0, 1), mask.flatten(0, 1)
+            logits = self.model(flat_x, mask=flat_m) if self.needs_mask else self.model(flat_x)
+            if self.returns_aux:
+                logits = logits[0]
+            out.append(logits.float().softmax(-1).view(n, nc, -1).mean(1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
+
+    def predict(self, items: Sequence["SkeletonSample | Mapping[str, Any]"], topk: int = 5,
+                layout: str | None = None) -> list[Prediction]:
+        samples = [self.to_sample(it, layout) for it in items]
+        sc = self.scores(samples)
+        k = max(1, min(int(topk), self.num_classes))
+        order = np.argsort(-sc, axis=1)[:, :k]
+        return [Prediction(s.id, sc[i], [(self.classes[j], float(sc[i, j])) for j in order[i]], int(s.label))
+                for i, s in enumerate(samples)]
+
+
+@dataclass
+class WindowResult:
+    """The answer for one window of a stream."""
+
+    start: int  # first frame index of the window
+    end: int  # last frame index (inclusive)
+    valid_frames: int  # frames of the window with a person
+    topk: list[tuple[str, float]] = field(default_factory=list)  # empty when no frame had a person
+    latency_ms: float = 0.0  # recognition time of this window
+
+    @property
+    def label(self) -> str | None:
+        return self.topk[0][0] if self.topk else None
+
+
+class StreamRecognizer:
+    """Recognition over a sliding window as frames arrive (:meth:`push`, one frame's pose at a time).
+
+    A frame whose pose estimation failed is pushed as ``None``: it is a missing frame of the window, not an error.
+    Every ``stride`` frames once ``window`` frames have arrived, the last ``window`` frames are recognized (a window
+    with no person at all gets an empty answer, not a guess).
+
+    Args:
+        predictor: the trained recognizer.
+        window: frames per window (default: the model's clip length).
+        stride: frames between two answers (default: half a window).
+        img_shape: ``(h, w)`` of the frames (pixel coordinates are normalised by it, as in training).
+        topk: classes reported per window.
+    """
+
+    def __init__(self, predictor: Predictor, window: int | None = None, stride: int | None = None,
+                 img_shape: tuple[int, int] | None = None, topk: int = 3) -> None:
+        self.predictor = predictor
+        self.window = int(window or predictor.clip_len)
+        self.stride = int(stride or max(1, self.window // 2))
+        if self.window < 1 or self.stride < 1:
+            raise ValueError(f"window and stride must be >= 1, got {self.window}, {self.stride}")
+        V = predictor.layout.num_joints
+        self.img_shape = img_shape
+        self.topk = int(topk)
+        self._kp = np.zeros((self.window, V, 2), np.float32)
+        self._sc = np.zeros((self.window, V), np.float32)
+        self._ok = np.zeros(self.window, bool)
+        self.frames = 0  # frames pushed so far
+
+    def push(self, keypoints: np.ndarray | None, scores: np.ndarray | None = None) -> WindowResult | None:
+        """Add one frame (``keypoints [V, 2]`` in pixels and ``scores [V]``, or ``None`` when no person was
+        found); returns the window's answer when one is due, else ``None``."""
+        V = self.predictor.layout.num_joints
+        i = self.frames % self.window
+        if keypoints is None:
+            self._kp[i], self._sc[i], self._ok[i] = 0.0, 0.0, False
+        else:
+            kp = np.asarray(keypoints, np.float32)
+            if kp.shape != (V, 2):
+                raise ValueError(f"frame {self.frames}: keypoints must be [{V}, 2] in the model's layout "
+                                 f"{self.predictor.layout.name!r}, got {kp.shape}")
+            sc = np.ones(V, np.float32) if scores is None else np.asarray(scores, np.float32)
+            if sc.shape != (V,):
+                raise ValueError(f"frame {self.frames}: scores must be [{V}], got {sc.shape}")
+            bad = ~np.isfinite(kp).all(-1)
+            self._kp[i] = np.where(bad[:, None], 0.0, kp)
+            self._sc[i] = np.where(bad, 0.0, sc)
+            self._ok[i] = bool((self._sc[i] > 0).any())
+        self.frames += 1
+        if self.frames < self.window or (self.frames - self.window) % self.stride:
+            return None
+        return self._recognize()
+
+    def _recognize(self) -> WindowResult:
+        order = (np.arange(self.window) + self.frames) % self.window  # oldest first
+        start, end = self.frames - self.window, self.frames - 1
+        ok = self._ok[order]
+        res = WindowResult(start, end, int(ok.sum()))
+        if not ok.any():
+            return res
+        t0 = time.perf_counter()
+        s = SkeletonSample(keypoint=self._kp[order][None].copy(), score=self._sc[order][None].copy(), mask=ok.copy(),
+                           id=f"frames {start}-{end}", img_shape=self.img_shape, layout=self.predictor.layout.name)
+        res.topk = self.predictor.predict([s], topk=self.topk)[0].topk
+        res.latency_ms = (time.perf_counter() - t0) * 1e3
+        return res
