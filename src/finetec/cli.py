@@ -7,8 +7,10 @@
     finetec corrupt IN.pkl OUT.pkl --level LEVEL [--mode compact|inplace] [--seed N]
     finetec data prepare penn-action SRC_DIR OUT.pkl
     finetec data info FILE
+    finetec data extract VIDEOS... --labels labels.csv --out DATA.pkl [--workers N] [--box X1,Y1,X2,Y2]
     finetec ensemble train CONFIG [key=value ...] [--streams j b jm bm] [--out DIR]
     finetec ensemble fuse RUN_DIR... [--weights 2 2 1 1] [--level clean]
+    finetec export --ckpt PATH [--format onnx|torchscript] [--out PATH]
     finetec demo [args ...]
 
 Bad input (a malformed sample or file, an unsafe pickle, a config error, a missing file) prints one line
@@ -243,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     di = dsub.add_parser("info", help="statistics of a PYSKL pickle")
     di.add_argument("file", metavar="FILE")
     di.set_defaults(func=_cmd_data_info)
+    from .pose.cli import add_commands as add_extract_command
+
+    add_extract_command(dsub)
 
     en = sub.add_parser("ensemble", help="multi-stream ensembles (joint / bone / motion streams, weighted scores)")
     esub = en.add_subparsers(dest="ensemble_command", required=True, metavar="SUBCOMMAND")
@@ -260,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     ef.add_argument("--level", default="clean", help="which test/<level>.npz to read (default clean)")
     ef.add_argument("--out", default=None, help="write the result as JSON here")
     ef.set_defaults(func=_cmd_ensemble_fuse)
+
+    from .deploy.cli import add_commands as add_export_commands
+
+    add_export_commands(sub)
 
     m = sub.add_parser("demo", help="run the end-to-end demo", add_help=False)
     m.add_argument("demo_args", nargs=argparse.REMAINDER)

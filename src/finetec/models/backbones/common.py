@@ -23,8 +23,10 @@ Speed notes (measured on a 2-core AVX-512 CPU, see ``benchmarks/throughput.py``)
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -41,6 +43,7 @@ __all__ = [
     "bn_cl",
     "mix",
     "conv2d",
+    "plain_ops",
     "cl_weights",
     "to_cl",
     "from_cl",
@@ -137,6 +140,20 @@ def _pack_ok() -> bool:
     return _PACK_OK
 
 
+_PLAIN_OPS: contextvars.ContextVar[bool] = contextvars.ContextVar("finetec_plain_ops", default=False)
+
+
+@contextlib.contextmanager
+def plain_ops(enabled: bool = True) -> Iterator[None]:
+    """Within the block :func:`conv2d` calls ``F.conv2d`` only (no ``torch.mkldnn_convolution`` or
+    ``torch.ops.mkldnn``): for ONNX export and TorchScript tracing, which cannot record the oneDNN-only ops."""
+    token = _PLAIN_OPS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _PLAIN_OPS.reset(token)
+
+
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride: Sequence[int] = (1, 1),
            padding: Sequence[int] = (0, 0), dilation: Sequence[int] = (1, 1),
            cache: dict | None = None) -> torch.Tensor:
@@ -147,9 +164,9 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     function. With a ``cache`` dict (the fused-inference cache of the calling module) and a channels_last input,
     the weight is pre-packed once per input shape into oneDNN's blocked layout, which saves the reorder done at
     every call (measured about 13% of the single-sequence latency of ST-GCN). Neither op is autocast-aware, so
-    the autocast dtype is applied here.
+    the autocast dtype is applied here. Under :func:`plain_ops` it is plain ``F.conv2d``.
     """
-    if _MKLDNN and x.device.type == "cpu" and not (torch.is_grad_enabled() and (
+    if _MKLDNN and not _PLAIN_OPS.get() and x.device.type == "cpu" and not (torch.is_grad_enabled() and (
             x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad))):
         dt = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
         if dt in (torch.float32, torch.bfloat16) and weight.dtype in (torch.float32, torch.bfloat16):
