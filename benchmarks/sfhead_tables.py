@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", help="run name (default: sfhead_tables_<quick|full>)")
     p.add_argument("--full", action="store_true", help="standard widths and the configs' schedules")
     p.add_argument("--only", nargs="+", choices=TABLES, default=list(TABLES))
-    p.add_argument("--epochs", type=int, default=8, help="quick preset: epochs")
+    p.add_argument("--epochs", type=int, default=6, help="quick preset: epochs")
     p.add_argument("--precision", default="bf16-mixed")
     p.add_argument("--test-clips", type=int, default=1)
     p.add_argument("--workers", type=int, default=0)
