@@ -10,6 +10,8 @@
     finetec data extract VIDEOS... --labels labels.csv --out DATA.pkl [--workers N] [--box X1,Y1,X2,Y2]
     finetec ensemble train CONFIG [key=value ...] [--streams j b jm bm] [--out DIR]
     finetec ensemble fuse RUN_DIR... [--weights 2 2 1 1] [--level clean]
+    finetec predict INPUT --ckpt PATH [--topk K] [--out JSON]       (INPUT: video, keypoint JSON or pickle)
+    finetec stream VIDEO --ckpt PATH [--window T] [--stride S]
     finetec export --ckpt PATH [--format onnx|torchscript] [--out PATH]
     finetec demo [args ...]
 
@@ -37,8 +39,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .layouts import LayoutError
 
     from .engine.ensemble import EnsembleError
+    from .inference_cli import InputError
 
-    errs: list[type[BaseException]] = [EnsembleError, SampleError, DataFileError, UnsafePickleError, ConfigError, TransformError,
+    errs: list[type[BaseException]] = [EnsembleError, InputError, SampleError, DataFileError, UnsafePickleError, ConfigError, TransformError,
                                        LayoutError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
                                        PermissionError]
     if "finetec.engine.checkpoint" in sys.modules:  # torch-heavy: only when a subcommand has loaded it
@@ -269,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .deploy.cli import add_commands as add_export_commands
 
     add_export_commands(sub)
+    from .inference_cli import add_commands as add_inference_commands
+
+    add_inference_commands(sub)
 
     m = sub.add_parser("demo", help="run the end-to-end demo", add_help=False)
     m.add_argument("demo_args", nargs=argparse.REMAINDER)

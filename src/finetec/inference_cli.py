@@ -1,0 +1,219 @@
+"""``finetec predict`` and ``finetec stream``.
+
+::
+
+    finetec predict INPUT --ckpt PATH [--topk 5] [--out result.json] [--index I | --frame-dir NAME]
+    finetec stream VIDEO --ckpt PATH [--window T] [--stride S] [--box X1,Y1,X2,Y2] [--out windows.json]
+
+``INPUT`` is a video (poses extracted with MediaPipe in the pose environment, frames without a person kept
+missing), a keypoint JSON (COCO keypoint results file, or an OpenPose per-frame JSON folder; ``--img-shape H,W``
+when the file does not say it) or a PYSKL pickle (every sample, or one). ``stream`` reads the video's poses from a
+child process as they are estimated (:mod:`finetec.pose.stream`) and recognizes every ``--stride`` frames over the
+last ``--window`` frames, printing each window's label and recognition latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["add_commands"]
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+class InputError(ValueError):
+    """An input that is none of video / keypoint JSON / pickle, or that cannot be read."""
+
+
+def _pose_command(module: str, argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """How to run ``python -m module argv`` where mediapipe is importable (here, or the pose environment)."""
+    from .pose.cli import pose_python
+    from .pose.mediapipe_backend import mediapipe_available
+
+    env = dict(os.environ)
+    if mediapipe_available():
+        return [sys.executable, "-m", module, *argv], env
+    py = pose_python()
+    if py is None:
+        raise InputError("poses from a video need mediapipe==0.10.21: run `make pose-env` (or set "
+                         "$FINETEC_POSE_PYTHON to a Python that has it)")
+    src = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["FINETEC_POSE_CHILD"] = "1"
+    return [py, "-m", module, *argv], env
+
+
+def _video_annotations(path: Path, box: Any) -> list[dict[str, Any]]:
+    from .data.io import load_annotations
+
+    with tempfile.TemporaryDirectory(prefix="finetec-predict-") as tmp:
+        out = Path(tmp) / "poses.pkl"
+        argv = ["extract", str(path), "--out", str(out), "--no-progress", "--test-actors", "none"]
+        if box is not None:
+            argv += ["--box", ",".join(str(v) for v in box)]
+        cmd, env = _pose_command("finetec.pose.cli", argv)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0 or not out.is_file():
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+            raise InputError(f"{path}: pose extraction failed (exit {proc.returncode}): {tail}")
+        return list(load_annotations(out)["annotations"])
+
+
+def _img_shape(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        h, w = (int(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--img-shape must be H,W (two integers), got {text!r}") from None
+    return h, w
+
+
+def load_input(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None]:
+    """``(annotations, layout)`` of ``args.input``."""
+    path = Path(args.input)
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    if path.is_dir() or path.suffix.lower() == ".json":
+        from .pose import annotation_from_poses, import_coco_keypoints, import_openpose
+
+        poses = import_openpose(path) if path.is_dir() else import_coco_keypoints(path)
+        ann = annotation_from_poses(poses, frame_dir=path.stem, img_shape=_img_shape(args.img_shape) or poses.img_shape,
+                                    box=args.box)
+        return [ann], "coco17"
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return _video_annotations(path, args.box), "coco17"
+    from .data.io import load_annotations
+
+    data = load_annotations(path)
+    anns = list(data["annotations"])
+    if args.frame_dir is not None:
+        anns = [a for a in anns if a["frame_dir"] == args.frame_dir]
+        if not anns:
+            raise InputError(f"{path}: no sample with frame_dir {args.frame_dir!r}")
+    elif args.index is not None:
+        if not 0 <= args.index < len(anns):
+            raise InputError(f"{path}: --index {args.index} out of range ({len(anns)} samples)")
+        anns = [anns[args.index]]
+    return anns, (data.get("meta") or {}).get("layout")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .inference import Predictor
+    from .utils.io import atomic_write_text
+
+    predictor = Predictor(args.ckpt)
+    anns, layout = load_input(args)
+    preds = predictor.predict(anns, topk=args.topk, layout=layout)
+    for p in preds:
+        print(f"{p.id}: " + ", ".join(f"{c} {prob:.3f}" for c, prob in p.topk)
+              + (f"   (label: {predictor.classes[p.label]})" if 0 <= p.label < len(predictor.classes) else ""))
+    labelled = [p for p in preds if p.label >= 0]
+    if len(labelled) > 1:
+        acc = sum(int(p.scores.argmax() == p.label) for p in labelled) / len(labelled)
+        print(f"top-1 on the {len(labelled)} labelled samples: {acc:.3f}")
+    if args.out:
+        atomic_write_text(args.out, json.dumps({"ckpt": str(args.ckpt), "input": str(args.input),
+                                                "predictions": [p.as_dict() for p in preds]}, indent=2) + "\n")
+    return 0
+
+
+def _pose_lines(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    argv = [str(args.video)] + (["--box", ",".join(str(v) for v in args.box)] if args.box else [])
+    if args.max_frames:
+        argv += ["--max-frames", str(args.max_frames)]
+    cmd, env = _pose_command("finetec.pose.stream", argv)
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          bufsize=1) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.strip()
+            if line.startswith("{"):
+                yield json.loads(line)
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .inference import Predictor, StreamRecognizer
+    from .layouts import convert_keypoints
+    from .utils.io import atomic_write_text
+
+    if not Path(args.video).is_file():
+        raise InputError(f"video not found: {args.video}")
+    predictor = Predictor(args.ckpt, num_clips=1)
+    stream = None
+    windows, pose_ms, frames = [], [], 0
+    for rec in _pose_lines(args):
+        if rec.get("end"):
+            if rec.get("error"):
+                print(f"warning: {args.video}: {rec['error']} (after {rec.get('frames')} frames)", file=sys.stderr)
+            break
+        if stream is None:
+            stream = StreamRecognizer(predictor, args.window, args.stride, img_shape=(rec["h"], rec["w"]), topk=args.topk)
+        frames += 1
+        pose_ms.append(rec["pose_ms"])
+        kp = sc = None
+        if rec["keypoints"] is not None:
+            kp, sc = np.asarray(rec["keypoints"], np.float32), np.asarray(rec["scores"], np.float32)
+            if predictor.layout.name != "coco17":
+                kp, sc = convert_keypoints(kp, sc, "coco17", predictor.layout)
+        res = stream.push(kp, sc)
+        if res is not None:
+            label = ", ".join(f"{c} {p:.2f}" for c, p in res.topk) if res.topk else "(no person in the window)"
+            print(f"frames {res.start:4d}-{res.end:4d}  persons in {res.valid_frames:3d}/{stream.window}  {label}  "
+                  f"[{res.latency_ms:.1f} ms]", flush=True)
+            windows.append({"start": res.start, "end": res.end, "valid_frames": res.valid_frames,
+                            "topk": [{"class": c, "prob": p} for c, p in res.topk], "latency_ms": res.latency_ms})
+    if stream is None:
+        raise InputError(f"{args.video}: no frame could be decoded or the pose process failed")
+    lat = [w["latency_ms"] for w in windows if w["topk"]]
+    print(f"{frames} frames, {len(windows)} windows; pose {np.mean(pose_ms):.1f} ms/frame; recognition "
+          + (f"{np.median(lat):.1f} ms/window (median)" if lat else "not run (no window had a person)"))
+    if args.out:
+        atomic_write_text(args.out, json.dumps({"video": str(args.video), "ckpt": str(args.ckpt),
+                                                "window": stream.window, "stride": stream.stride,
+                                                "pose_ms_mean": float(np.mean(pose_ms)), "windows": windows},
+                                               indent=2) + "\n")
+    return 0
+
+
+def _box(text: str) -> tuple[float, ...]:
+    from .pose.base import check_box
+
+    try:
+        return check_box(tuple(float(v) for v in text.split(",")), "--box")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("predict", help="top-k classes of a video, keypoint JSON or pickle",
+                       description="Print the top-k classes (probabilities) of INPUT with a trained recognizer.")
+    p.add_argument("input", metavar="INPUT", help="video, COCO keypoint JSON, OpenPose JSON folder or PYSKL pickle")
+    p.add_argument("--ckpt", required=True, help="model.pth written by `finetec train` (or a Lightning .ckpt)")
+    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--out", default=None, help="also write the predictions as JSON here")
+    p.add_argument("--index", type=int, default=None, help="pickle: only this sample")
+    p.add_argument("--frame-dir", default=None, help="pickle: only the sample with this frame_dir")
+    p.add_argument("--img-shape", default=None, metavar="H,W", help="keypoint JSON: image size if not in the file")
+    p.add_argument("--box", type=_box, default=None, metavar="X1,Y1,X2,Y2", help="first-frame box of the person")
+    p.set_defaults(func=cmd_predict)
+    s = sub.add_parser("stream", help="recognize a video over a sliding window as its frames arrive",
+                       description="Estimate poses frame by frame and recognize over a sliding window.")
+    s.add_argument("video", metavar="VIDEO")
+    s.add_argument("--ckpt", required=True)
+    s.add_argument("--window", type=int, default=None, help="frames per window (default: the model's clip length)")
+    s.add_argument("--stride", type=int, default=None, help="frames between answers (default: half a window)")
+    s.add_argument("--topk", type=int, default=3)
+    s.add_argument("--box", type=_box, default=None, metavar="X1,Y1,X2,Y2")
+    s.add_argument("--max-frames", type=int, default=None)
+    s.add_argument("--out", default=None, help="also write every window's answer as JSON here")
+    s.set_defaults(func=cmd_stream)
