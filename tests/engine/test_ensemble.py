@@ -68,5 +68,9 @@ def test_train_streams_trains_each_and_fuses(tmp_path):
     mtime = (tmp_path / "ens" / "j" / "model.pth").stat().st_mtime
     train_streams(cfg, tmp_path / "ens", ["j", "b"])  # finished streams are reused, not retrained
     assert (tmp_path / "ens" / "j" / "model.pth").stat().st_mtime == mtime
+    changed = load_config(REPO / "configs" / "tiny" / "tiny.yaml",
+                          [f"data.ann_file={ann}", "optim.epochs=1", "trainer.val_every_n_epochs=0", "optim.lr=0.01"])
+    train_streams(changed, tmp_path / "ens", ["j"])  # a changed config retrains the stream
+    assert (tmp_path / "ens" / "j" / "model.pth").stat().st_mtime > mtime
     with pytest.raises(EnsembleError, match="subset of"):
         train_streams(cfg, tmp_path / "ens", ["x"])

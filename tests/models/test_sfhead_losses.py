@@ -56,7 +56,7 @@ def test_feature_redundancy_loss_prefers_matched_pairs():
 def test_compensation_term_hand_values_and_extremes():
     d = torch.tensor([0.0, 0.005, 0.3, 0.995, 1.0], requires_grad=True)
     phi = compensation_term(d, gamma=2.0, eps=0.01)
-    expect = torch.tensor([0.0, 0.0, (0.7 ** 2) * math.log(0.3), 0.0, 0.0])
+    expect = torch.tensor([0.0, 0.0, -(0.7 ** 2) * math.log(0.3), 0.0, 0.0])  # focal form, >= 0
     assert torch.allclose(phi, expect, atol=1e-6)
     phi.sum().backward()
     assert torch.isfinite(d.grad).all()
@@ -64,15 +64,32 @@ def test_compensation_term_hand_values_and_extremes():
 
 
 def test_feature_consistency_loss_hand_value():
-    f_a = torch.tensor([[1.0, 0.0]])
-    originals = [torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])]
+    # two samples: sample 0 has cos 1 and 0 with the two originals, sample 1 has cos 0 and -1
+    f_a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    originals = [torch.tensor([[1.0, 0.0], [1.0, 0.0]]), torch.tensor([[0.0, 1.0], [0.0, -1.0]])]
     alpha, m, gamma, eps = 1.0, 0.4, 2.0, 0.01
-    total = 0.0
-    for cos in (1.0, 0.0):
+
+    def term(cos):
         d = 1 - math.exp(-alpha * (cos + 1))
-        total += math.log(math.exp(m) + (1 - math.exp(m)) * d) + (1 - d) ** gamma * math.log(d)
+        phi = -((1 - d) ** gamma) * math.log(d) if min(d, 1 - d) > eps else 0.0
+        return math.log(math.exp(m) + (1 - math.exp(m)) * d) + phi
+
+    expect = ((term(1.0) + term(0.0)) + (term(0.0) + term(-1.0))) / 2  # sum over F, mean over samples
     got = feature_consistency_loss(f_a, originals, alpha=alpha, m=m, gamma=gamma, eps=eps)
-    assert got.item() == pytest.approx(total, rel=1e-5)
+    assert got.item() == pytest.approx(expect, rel=1e-5)
+
+
+def test_minimising_consistency_aligns_the_aggregated_feature():
+    g = torch.Generator().manual_seed(0)
+    orig = torch.randn(4, 16, generator=g)
+    f_a = (torch.randn(4, 16, generator=g) * 0.5).requires_grad_(True)
+    cos0 = torch.nn.functional.cosine_similarity(f_a, orig).mean().item()
+    opt = torch.optim.SGD([f_a], lr=0.5)
+    for _ in range(200):
+        opt.zero_grad()
+        feature_consistency_loss(f_a, [orig]).backward()
+        opt.step()
+    assert torch.nn.functional.cosine_similarity(f_a, orig).mean().item() > max(0.5, cos0 + 0.5)
 
 
 def test_feature_consistency_at_d_extremes_is_finite():

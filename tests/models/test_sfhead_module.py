@@ -39,6 +39,20 @@ def test_channel_shuffle_and_z_pool():
     assert zp.shape == (1, 2, 2) and zp[0, 0].tolist() == [3.0, 5.0] and zp[0, 1].tolist() == [2.0, 2.0]
 
 
+def test_sste_equation_1_with_trained_parameters():
+    head = SFHead(8, 1)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in (head.sste.t_weight, head.sste.t_bias, head.sste.s_weight, head.sste.s_bias):
+            p.copy_(torch.randn(p.shape, generator=g))
+    x1, x3 = torch.randn(2, 2, 5, 4, generator=g), torch.randn(2, 2, 5, 4, generator=g)
+    f_t, f_s = head.sste(x1, x3)
+    gp = x1.mean((2, 3), keepdim=True)  # global average pool over time and joints
+    gn = (x3 - x3.mean((2, 3), keepdim=True)) / torch.sqrt(x3.var((2, 3), unbiased=False, keepdim=True) + 1e-5)
+    assert torch.allclose(f_t, torch.sigmoid(head.sste.t_weight * gp + head.sste.t_bias) * x1, atol=1e-6)
+    assert torch.allclose(f_s, torch.sigmoid(head.sste.s_weight * gn + head.sste.s_bias) * x3, atol=1e-5)
+
+
 def test_sste_at_init_is_constant_gate():
     head = SFHead(8, 1)
     x1, x3 = torch.randn(2, 2, 5, 4), torch.randn(2, 2, 5, 4)
@@ -94,6 +108,7 @@ def test_forward_layout_and_group_sharing():
 def test_ablation_switches():
     x = torch.randn(2, 8, 5, 4)
     plain = SFHead(8, 1, sste=False, acfa=False).eval()
+    assert plain.eta is None and not list(plain.parameters())  # nothing left to train
     _, f = plain(x, return_features=True)
     assert torch.equal(f.f_t, x[:, 0:2]) and torch.equal(f.f_s, x[:, 4:6]) and torch.equal(f.f_a, x[:, 2:4])
     only_t = SFHead(8, 1, branches=("atda",))

@@ -91,6 +91,26 @@ def test_losses_in_training_reach_backbone(mode):
     assert aux == {}
 
 
+def test_loss_terms_are_lambda_times_slot_means_over_clips():
+    from finetec.models.sfhead import feature_consistency_loss, feature_redundancy_loss
+
+    torch.manual_seed(0)
+    model = create_model("stgcn", 4, "penn13", 3, width="slim",
+                         sfhead={"blocks": [0, 2], "lambda_con": 0.5, "lambda_red": 0.25})
+    model.train()
+    seen = []
+    for s in (m for m in model.modules() if isinstance(m, SFHeadSlot)):
+        s.head.register_forward_hook(lambda mod, inp, out: seen.append(out[1]))
+    x = torch.randn(3, 2, 8, 13, 3)  # N = 3 clips of M = 2 persons
+    _, aux = model(x)
+    assert len(seen) == 2 and all(f.batch == 6 for f in seen)
+    red = sum(feature_redundancy_loss(f.f_s.reshape(3, -1), f.f_t.reshape(3, -1)) for f in seen) / 2
+    con = sum(feature_consistency_loss(f.f_a.reshape(3, -1), [o.reshape(3, -1) for o in (f.f_c, f.f_t, f.f_s, f.f_o)])
+              for f in seen) / 2
+    assert aux["loss_red"].item() == pytest.approx(0.25 * red.item(), rel=1e-5)
+    assert aux["loss_con"].item() == pytest.approx(0.5 * con.item(), rel=1e-5)
+
+
 def test_blocks_option_and_errors():
     m = create_model("stgcn", 4, "penn13", 3, width="slim", sfhead={"blocks": [0, -1], "groups": 4})
     assert len([s for s in m.modules() if isinstance(s, SFHeadSlot)]) == 2
@@ -102,6 +122,8 @@ def test_blocks_option_and_errors():
         create_model("stgcn", 4, "penn13", 3, width="slim", sfhead={"groups": 16})
     with pytest.raises(ValueError, match="mode"):
         create_model("stgcn", 4, "penn13", 3, width="slim", sfhead={"mode": "sideways"})
+    with pytest.raises(ValueError, match="does nothing"):
+        create_model("stgcn", 4, "penn13", 3, width="slim", sfhead={"mode": "auxiliary", "rcl": False})
     with pytest.raises(TypeError, match="unknown option"):
         create_model("stgcn", 4, "penn13", 3, width="slim", sfhead={"lamda_con": 0.1})
     with pytest.raises(ValueError, match="no GCN blocks"):

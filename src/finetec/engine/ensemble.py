@@ -8,6 +8,7 @@ bone, joint motion, bone motion (:data:`CONVENTIONS`). ``finetec ensemble`` runs
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -89,7 +90,8 @@ def _metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 def train_streams(cfg: Mapping[str, Any], out: "str | os.PathLike", streams: Sequence[str] = STREAMS,
                   level: str | None = None) -> dict[str, Any]:
-    """Train ``cfg`` once per stream into ``out/<stream>`` (kept when its scores exist), then fuse by the PYSKL
+    """Train ``cfg`` once per stream into ``out/<stream>`` (kept when its scores exist and come from the same
+    resolved config), then fuse by the PYSKL
     conventions whose streams were trained and by equal weights over all; writes ``out/ensemble.json``."""
     from .runner import train
 
@@ -101,9 +103,12 @@ def train_streams(cfg: Mapping[str, Any], out: "str | os.PathLike", streams: Seq
     dirs = {}
     for s in streams:
         wd = out / s
-        if not (wd / "test" / f"{level}.npz").is_file():
-            scfg = apply_overrides(cfg, [f"data.feats=[{s}]", f"trainer.work_dir={wd}"])
-            train(scfg, resume="auto")
+        scfg = apply_overrides(cfg, [f"data.feats=[{s}]", f"trainer.work_dir={wd}"])
+        key = hashlib.sha256(json.dumps(scfg, sort_keys=True, default=str).encode()).hexdigest()
+        stamp = wd / "ensemble_key.txt"  # the config the stream's scores come from: a changed config retrains
+        if not ((wd / "test" / f"{level}.npz").is_file() and stamp.is_file() and stamp.read_text().strip() == key):
+            train(scfg, resume="auto" if stamp.is_file() and stamp.read_text().strip() == key else None)
+            atomic_write_text(stamp, key + "\n")
         dirs[s] = wd
     combos = dict(CONVENTIONS)
     combos[f"{'+'.join(streams)} (equal)"] = {s: 1.0 for s in streams}

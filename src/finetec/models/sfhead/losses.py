@@ -9,7 +9,11 @@ Choices (the paper gives m = 0.4, gamma = 2, lambda_con = 0.2, lambda_red = 0.1 
 ``alpha = 1``, ``tau = 0.1`` (F-RL logits then span ``[0, 3.5]``), ``eps = 0.01``. Eq. 11's ``1 / 2N`` is read as the
 mean of the two directions of the InfoNCE over the batch (spatial -> temporal rows and temporal -> spatial
 columns); the sum over ``F`` in Eq. 12/14 runs over the four originals of the aggregated feature,
-``F in {f_c, f_t, f_s, f_o}``. Cosines use ``F.normalize(eps=1e-8)`` (a zero feature has cosine 0, never NaN) and
+``F in {f_c, f_t, f_s, f_o}``. Eq. 13 is printed as ``(1 - d)^gamma log d`` (never positive), but the text says
+phi "reaches the minimum value 0" when d goes to 0 or 1 and speaks of adaptive selection of uncertain samples: that
+is the focal form ``-(1 - d)^gamma log d`` (never negative, minimum 0 at the cut-offs), which we use. With the
+printed sign the term's gradient outweighs the soft-margin term's below d = 0.68 and drives ``f_a`` away from its
+originals (measured: cos -> -0.99 under gradient descent), the opposite of F-CL's stated purpose. Cosines use ``F.normalize(eps=1e-8)`` (a zero feature has cosine 0, never NaN) and
 ``log d`` in Eq. 13 is evaluated only where the term is active (``min(d, 1 - d) > eps``), so d = 0 or 1 gives
 finite values and gradients.
 """
@@ -62,10 +66,11 @@ def feature_redundancy_loss(f_s: torch.Tensor, f_t: torch.Tensor, alpha: float =
 
 
 def compensation_term(d: torch.Tensor, gamma: float = DEFAULTS["gamma"], eps: float = DEFAULTS["eps"]) -> torch.Tensor:
-    """``phi = (1 - d)^gamma log d`` where ``min(d, 1 - d) > eps``, else 0 (Eq. 13)."""
+    """``phi = -(1 - d)^gamma log d`` where ``min(d, 1 - d) > eps``, else 0 (Eq. 13, focal form; see the module
+    docstring for the sign)."""
     active = torch.minimum(d, 1 - d) > eps
     safe = torch.where(active, d, torch.ones_like(d))  # log only where active: finite value and gradient at 0 / 1
-    return torch.where(active, (1 - safe).pow(gamma) * torch.log(safe), torch.zeros_like(d))  # Eq. 13
+    return torch.where(active, -(1 - safe).pow(gamma) * torch.log(safe), torch.zeros_like(d))  # Eq. 13
 
 
 def feature_consistency_loss(f_a: torch.Tensor, originals: Sequence[torch.Tensor], alpha: float = DEFAULTS["alpha"],

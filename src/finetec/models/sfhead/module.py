@@ -113,7 +113,8 @@ class SFHead(nn.Module):
         self.sste = SSTE(cg) if sste else None
         self.acfa = bool(acfa)
         self.gates = nn.ModuleDict({b: AttentionGate() for b in self.branches}) if acfa else nn.ModuleDict()
-        self.eta = nn.Parameter(torch.ones(4))  # C-FA weights, softmax-normalised (Eq. 8)
+        # C-FA weights, softmax-normalised (Eq. 8); none without AC-FA (no unused parameters, e.g. for DDP)
+        self.eta = nn.Parameter(torch.ones(4)) if acfa else None
 
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, groups={self.groups}, sste={self.sste is not None}, acfa={self.acfa}, "

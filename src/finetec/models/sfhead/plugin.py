@@ -88,15 +88,22 @@ class SFHeadRecognizer(nn.Module):
         return (f"mode={self.mode!r}, slots={len(self._slots)}, rcl={self.rcl}, lambda_con={self.lambda_con}, "
                 f"lambda_red={self.lambda_red}, {self.loss_cfg}")
 
-    def feature_losses(self, feats: Sequence[SFHeadFeatures]) -> dict[str, torch.Tensor]:
-        """``{'loss_con': lambda_con L_con, 'loss_red': lambda_red L_red}``, each the mean over the slots (Eq. 17)."""
+    def feature_losses(self, feats: Sequence[SFHeadFeatures], num_samples: int | None = None
+                       ) -> dict[str, torch.Tensor]:
+        """``{'loss_con': lambda_con L_con, 'loss_red': lambda_red L_red}``, each the mean over the slots (Eq. 17).
+
+        A sample is a clip: its persons' features (rows ``n*M .. n*M+M-1`` of the backbone batch) are flattened
+        together, so ``num_samples`` = N of the input ``[N, M, T, V, C]`` (default: every backbone row a sample).
+        """
         c = self.loss_cfg
         red = con = None
         for f in feats:  # one term per slot (a few blocks)
-            B = f.batch
-            r = feature_redundancy_loss(f.f_s.reshape(B, -1), f.f_t.reshape(B, -1), c["alpha"], c["tau"], c["m"])
-            k = feature_consistency_loss(f.f_a.reshape(B, -1),
-                                         [o.reshape(B, -1) for o in (f.f_c, f.f_t, f.f_s, f.f_o)],
+            n = num_samples or f.batch
+            if f.batch % n:
+                raise ValueError(f"SF-Head: {f.batch} backbone rows do not split into {n} samples")
+            r = feature_redundancy_loss(f.f_s.reshape(n, -1), f.f_t.reshape(n, -1), c["alpha"], c["tau"], c["m"])
+            k = feature_consistency_loss(f.f_a.reshape(n, -1),
+                                         [o.reshape(n, -1) for o in (f.f_c, f.f_t, f.f_s, f.f_o)],
                                          c["alpha"], c["m"], c["gamma"], c["eps"])
             red = r if red is None else red + r
             con = k if con is None else con + k
@@ -111,7 +118,7 @@ class SFHeadRecognizer(nn.Module):
         for s in self._slots:
             s.features = None
         if feats and self.rcl:
-            aux.update(self.feature_losses(feats))
+            aux.update(self.feature_losses(feats, x.shape[0]))
         return logits, aux
 
     # ------------------------------------------------------------------ delegation
@@ -165,6 +172,9 @@ def attach_sfhead(model: nn.Module, mode: str = "inline", blocks: "str | Sequenc
     """
     if mode not in MODES:
         raise ValueError(f"sfhead.mode must be one of {MODES}, got {mode!r}")
+    if mode == "auxiliary" and not rcl:
+        raise ValueError("sfhead: mode 'auxiliary' with rcl=false does nothing (the branch only feeds the losses); "
+                         "use mode 'inline' for the module without its losses")
     unknown = sorted(set(loss_kw) - set(DEFAULTS))
     if unknown:
         raise TypeError(f"sfhead: unknown option(s) {unknown}; loss options are {sorted(DEFAULTS)}")
