@@ -113,5 +113,7 @@ def test_dump_roundtrip(tmp_path):
 def test_shipped_configs_load(rel):
     cfg = load_config(REPO / "configs" / rel)
     assert cfg["model"]["name"]
-    if not rel.startswith("tiny"):
+    if rel.startswith("florence3d"):
+        assert cfg["data"]["layout"] == "coco17" and cfg["data"]["ann_file"].endswith("florence3d_coco17.pkl")
+    elif not rel.startswith("tiny"):
         assert cfg["data"]["layout"] == "penn13" and cfg["data"]["clip_len"] == 48 and cfg["data"]["batch_size"] == 16
