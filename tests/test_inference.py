@@ -39,7 +39,7 @@ def test_predict_matches_evaluation_scores(run):
     anns = {a["frame_dir"]: a for a in data["annotations"]}
     preds = p.predict([anns[f] for f in saved["frame_dir"]], topk=2)
     got = np.stack([q.scores for q in preds])
-    assert np.allclose(got, saved["scores"], atol=1e-5)
+    assert np.allclose(got, saved["scores"], atol=1e-4)  # fused inference path: equal up to rounding
     assert [q.label for q in preds] == saved["label"].tolist()
     assert len(preds[0].topk) == 2 and preds[0].topk[0][1] >= preds[0].topk[1][1]
     assert preds[0].as_dict()["top1"] == preds[0].top1

@@ -73,6 +73,8 @@ class Predictor:
         except RuntimeError as e:
             raise CheckpointError(f"{ckpt}: weights do not fit model {cfg['model'].get('name')!r}: {e}") from e
         self.model = (model.inference_model() if hasattr(model, "inference_model") else model).eval()
+        if callable(getattr(self.model, "fuse_for_inference", None)):
+            self.model.fuse_for_inference()  # folded BatchNorm / cached graphs: same outputs up to rounding
         self.needs_mask = bool(getattr(self.model, "needs_mask", False))
         self.returns_aux = bool(getattr(self.model, "returns_aux", False))
         self.layout = get_layout(meta["layout"])
