@@ -12,6 +12,7 @@
     finetec ensemble fuse RUN_DIR... [--weights 2 2 1 1] [--level clean]
     finetec predict INPUT --ckpt PATH [--topk K] [--out JSON]       (INPUT: video, keypoint JSON or pickle)
     finetec stream VIDEO --ckpt PATH [--window T] [--stride S]
+    finetec viz skeleton|compare|confusion|curves ...              (pictures and videos)
     finetec export --ckpt PATH [--format onnx|torchscript] [--out PATH]
     finetec demo [args ...]
 
@@ -275,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .inference_cli import add_commands as add_inference_commands
 
     add_inference_commands(sub)
+    from .viz.cli import add_commands as add_viz_commands
+
+    add_viz_commands(sub)
 
     m = sub.add_parser("demo", help="run the end-to-end demo", add_help=False)
     m.add_argument("demo_args", nargs=argparse.REMAINDER)
