@@ -97,3 +97,32 @@ def test_stream_windows_and_missing_frames(run):
     assert outs[-1].label is None and outs[-1].valid_frames == 0
     with pytest.raises(ValueError, match="keypoints must be"):
         s.push(np.zeros((3, 2)))
+
+
+def test_frame_stream_with_a_backend(run):
+    from finetec.inference import FrameStream
+    from finetec.pose.base import PersonPose, PoseBackend
+
+    data, ckpt, _ = run
+    p = Predictor(ckpt)
+    a = data["annotations"][0]
+    kp, sc = a["keypoint"][0], a["keypoint_score"][0]
+
+    class Replay(PoseBackend):  # the sample's own joints, one frame per call; nobody on every third frame
+        name, layout = "replay", p.layout.name
+
+        def __init__(self):
+            self.t = 0
+
+        def process(self, frame, roi=None):
+            t, self.t = self.t, self.t + 1
+            return [] if t % 3 == 2 else [PersonPose(kp[t], np.maximum(sc[t], 0.1), layout=self.layout)]
+
+    fs = FrameStream(Replay(), p, window=8, stride=8)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    out = [fs.push(frame) for _ in range(16)]
+    answers = [r for r in out if r is not None]
+    assert [(r.start, r.end) for r in answers] == [(0, 7), (8, 15)]
+    assert answers[0].valid_frames == 6 and answers[0].label in p.classes
+    with pytest.raises(ValueError, match="RGB uint8"):
+        fs.push(np.zeros((4, 4), np.uint8))

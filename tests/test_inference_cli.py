@@ -69,12 +69,14 @@ def test_predict_bad_input(trained, tmp_path, capsys):
 
 
 @pytest.mark.skipif(pose_python() is None, reason="no pose environment (.venv-pose): `make test` builds it")
+@pytest.mark.skipif(not any(FLORENCE.glob("*.mp4")), reason="../shared/data/florence3d not beside the repository")
 def test_predict_and_stream_real_florence_clip(trained, tmp_path, capsys):
     _, ckpt = trained
     clip = sorted(FLORENCE.glob("*.mp4"))[0]
     assert main(["predict", str(clip), "--ckpt", str(ckpt), "--topk", "1"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and out[0].startswith(clip.stem + ": ")
+    assert out[0].split(": ")[1].rsplit(" ", 1)[0] in {"class0", "class1", "class2"}  # the checkpoint's classes
     js = tmp_path / "stream.json"
     assert main(["stream", str(clip), "--ckpt", str(ckpt), "--window", "8", "--stride", "4", "--out", str(js)]) == 0
     text = capsys.readouterr().out

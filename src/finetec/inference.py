@@ -23,7 +23,7 @@ from .data.sample import SampleError, SkeletonSample
 from .data.transforms import build_pipeline, default_pipeline
 from .layouts import convert_keypoints, get_layout
 
-__all__ = ["Prediction", "Predictor", "WindowResult", "StreamRecognizer"]
+__all__ = ["Prediction", "Predictor", "WindowResult", "StreamRecognizer", "FrameStream"]
 
 
 @dataclass
@@ -225,3 +225,38 @@ class StreamRecognizer:
         res.topk = self.predictor.predict([s], topk=self.topk)[0].topk
         res.latency_ms = (time.perf_counter() - t0) * 1e3
         return res
+
+
+class FrameStream:
+    """Raw video frames in, window answers out: a pose backend (:class:`finetec.pose.PoseBackend`), the single-person
+    tracker and a :class:`StreamRecognizer`, one RGB frame ``[H, W, 3]`` uint8 at a time.
+
+    The backend must be importable in this environment (MediaPipe needs the pose environment, which has no torch;
+    ``finetec stream`` therefore runs the pose part in a child process, :mod:`finetec.pose.stream`). A frame where
+    the backend finds nobody is a missing frame of the window.
+    """
+
+    def __init__(self, backend: Any, predictor: Predictor, window: int | None = None, stride: int | None = None,
+                 box: tuple[float, float, float, float] | None = None, topk: int = 3) -> None:
+        from .pose.tracker import SingleTracker
+
+        self.backend, self.predictor, self.box = backend, predictor, box
+        self.tracker = SingleTracker(box)
+        self.window, self.stride, self.topk = window, stride, topk
+        self.stream: StreamRecognizer | None = None
+
+    def push(self, frame: np.ndarray) -> WindowResult | None:
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"frame must be RGB uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
+        h, w = frame.shape[:2]
+        if self.stream is None:
+            self.stream = StreamRecognizer(self.predictor, self.window, self.stride, img_shape=(h, w), topk=self.topk)
+        roi = (self.tracker.roi(frame.shape) or (0.0, 0.0, float(w), float(h))) if self.box is not None else None
+        person = self.tracker.update(self.backend.process(frame, roi))
+        if person is None:
+            return self.stream.push(None)
+        kp, sc = person.keypoints, person.scores
+        if person.layout != self.predictor.layout.name:
+            kp, sc = convert_keypoints(kp, sc, person.layout, self.predictor.layout)
+        return self.stream.push(kp, sc)

@@ -57,7 +57,7 @@ def _video_annotations(path: Path, box: Any) -> list[dict[str, Any]]:
         out = Path(tmp) / "poses.pkl"
         argv = ["extract", str(path), "--out", str(out), "--no-progress", "--test-actors", "none"]
         if box is not None:
-            argv += ["--box", ",".join(str(v) for v in box)]
+            argv.append("--box=" + ",".join(str(v) for v in box))  # '=': a negative x1 is not an option
         cmd, env = _pose_command("finetec.pose.cli", argv)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not out.is_file():
@@ -109,9 +109,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import Predictor
     from .utils.io import atomic_write_text
 
+    from .data.sample import SampleError
+
     predictor = Predictor(args.ckpt)
     anns, layout = load_input(args)
-    preds = predictor.predict(anns, topk=args.topk, layout=layout)
+    usable, empty = [], []
+    for a in anns:  # a clip in which pose estimation found nobody has no answer; the others still get theirs
+        try:
+            usable.append(predictor.to_sample(a, layout))
+        except SampleError as e:
+            if len(anns) == 1:
+                raise
+            empty.append({"id": str(a.get("frame_dir", "?")), "topk": [], "error": str(e)})
+            print(f"{a.get('frame_dir', '?')}: (no answer: {e})")
+    preds = predictor.predict(usable, topk=args.topk)
     for p in preds:
         print(f"{p.id}: " + ", ".join(f"{c} {prob:.3f}" for c, prob in p.topk)
               + (f"   (label: {predictor.classes[p.label]})" if 0 <= p.label < len(predictor.classes) else ""))
@@ -121,22 +132,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"top-1 on the {len(labelled)} labelled samples: {acc:.3f}")
     if args.out:
         atomic_write_text(args.out, json.dumps({"ckpt": str(args.ckpt), "input": str(args.input),
-                                                "predictions": [p.as_dict() for p in preds]}, indent=2) + "\n")
+                                                "predictions": [p.as_dict() for p in preds] + empty}, indent=2)
+                           + "\n")
     return 0
 
 
 def _pose_lines(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    argv = [str(args.video)] + (["--box", ",".join(str(v) for v in args.box)] if args.box else [])
+    argv = [str(args.video)] + (["--box=" + ",".join(str(v) for v in args.box)] if args.box else [])
     if args.max_frames:
         argv += ["--max-frames", str(args.max_frames)]
     cmd, env = _pose_command("finetec.pose.stream", argv)
-    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                          bufsize=1) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.strip()
-            if line.startswith("{"):
-                yield json.loads(line)
+    with tempfile.TemporaryFile(mode="w+") as err:
+        with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True, bufsize=1) as proc:
+            assert proc.stdout is not None
+            ended = False
+            for line in proc.stdout:
+                line = line.strip()
+                if line.startswith("{"):
+                    rec = json.loads(line)
+                    ended = ended or bool(rec.get("end"))
+                    yield rec
+        if proc.returncode != 0 or not ended:
+            err.seek(0)
+            tail = "\n".join(err.read().strip().splitlines()[-3:])
+            raise InputError(f"{args.video}: the pose process failed (exit {proc.returncode}): {tail}")
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
@@ -153,9 +172,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
     windows, pose_ms, frames = [], [], 0
     for rec in _pose_lines(args):
         if rec.get("end"):
+            if rec.get("fatal"):
+                raise InputError(f"{args.video}: pose estimation failed: {rec['error']}")
             if rec.get("error"):
                 print(f"warning: {args.video}: {rec['error']} (after {rec.get('frames')} frames)", file=sys.stderr)
-            break
+            continue
         if stream is None:
             stream = StreamRecognizer(predictor, args.window, args.stride, img_shape=(rec["h"], rec["w"]), topk=args.topk)
         frames += 1
@@ -168,10 +189,13 @@ def cmd_stream(args: argparse.Namespace) -> int:
         res = stream.push(kp, sc)
         if res is not None:
             label = ", ".join(f"{c} {p:.2f}" for c, p in res.topk) if res.topk else "(no person in the window)"
+            pose_new = float(sum(pose_ms[-stream.stride:]))  # pose estimation of the frames new in this window
             print(f"frames {res.start:4d}-{res.end:4d}  persons in {res.valid_frames:3d}/{stream.window}  {label}  "
-                  f"[{res.latency_ms:.1f} ms]", flush=True)
+                  f"[recognition {res.latency_ms:.1f} ms, + pose of {stream.stride} new frames "
+                  f"{pose_new:.0f} ms]", flush=True)
             windows.append({"start": res.start, "end": res.end, "valid_frames": res.valid_frames,
-                            "topk": [{"class": c, "prob": p} for c, p in res.topk], "latency_ms": res.latency_ms})
+                            "topk": [{"class": c, "prob": p} for c, p in res.topk], "latency_ms": res.latency_ms,
+                            "pose_ms_new_frames": pose_new})
     if stream is None:
         raise InputError(f"{args.video}: no frame could be decoded or the pose process failed")
     lat = [w["latency_ms"] for w in windows if w["topk"]]

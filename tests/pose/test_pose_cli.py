@@ -88,3 +88,30 @@ def test_all_videos_unreadable_writes_nothing(tmp_path, capsys):
     assert args.func(args) == 1
     err = capsys.readouterr().err
     assert "bad.mp4: cannot open" in err and "not written" in err and not out.exists()
+
+
+def test_negative_box_survives_the_re_run_command_line():
+    args = parser().parse_args(["data", "extract", "a.mp4", "--out", "o.pkl", "--box=-3,-2.5,100,200"])
+    again = parser().parse_args(["data", "extract", *pose_cli._argv(args)])
+    assert tuple(again.box) == (-3.0, -2.5, 100.0, 200.0)
+
+
+def test_one_failing_video_does_not_stop_the_others(tmp_path, capsys, monkeypatch):
+    from finetec.pose import extract as ex
+
+    good = write_blob_video(tmp_path / "good.mp4", [{"white": (10 + t, 20)} for t in range(4)])
+    bad = write_blob_video(tmp_path / "bad.mp4", [{"white": (10 + t, 20)} for t in range(4)])
+    real = ex.extract_video
+
+    def flaky(path, *a, **k):
+        if "bad" in str(path):
+            raise RuntimeError("backend crashed")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(ex, "extract_video", flaky)
+    out = tmp_path / "d.pkl"
+    args = parser().parse_args(["data", "extract", str(good), str(bad), "--out", str(out), "--backend",
+                                "pose_helpers:BlobBackend", "--no-progress", "--test-actors", "none"])
+    assert args.func(args) == 1  # a failed video is reported (exit 1) but the others are written
+    assert "backend crashed" in capsys.readouterr().err
+    assert [a["frame_dir"] for a in load_annotations(out)["annotations"]] == ["good"]

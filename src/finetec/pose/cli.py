@@ -88,7 +88,7 @@ def _argv(args: argparse.Namespace) -> list[str]:
         if v is not None:
             out += ["--" + opt.replace("_", "-"), str(v)]
     if args.box is not None:
-        out += ["--box", ",".join(repr(float(x)) for x in args.box)]
+        out.append("--box=" + ",".join(repr(float(x)) for x in args.box))  # '=': a negative x1 is not an option
     if args.no_progress:
         out.append("--no-progress")
     return out

@@ -404,6 +404,8 @@ def _run_job(job: Mapping[str, Any]) -> dict[str, Any]:
                             threads=settings["threads"])
     except VideoError as e:
         return {"frame_dir": job["frame_dir"], "failed": str(e)}
+    except Exception as e:  # one bad video must not stop the others: reported, the rest goes on
+        return {"frame_dir": job["frame_dir"], "failed": f"{job['video']}: {type(e).__name__}: {e}"}
     part = {"key": job["key"], "annotation": res.annotation,
             "stats": {"frames": res.frames, "detected": res.detected, "seconds": res.seconds, "error": res.error}}
     with atomic_write(job["part"], "wb") as f:

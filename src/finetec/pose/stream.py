@@ -54,7 +54,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--box", default=None, help="first-frame box x1,y1,x2,y2 of the person to follow")
     p.add_argument("--max-frames", type=int, default=None)
     args = p.parse_args(argv)
-    from ..data.io import DataFileError
     from .base import check_box
     from .extract import build_backend
 
@@ -64,8 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rec in iter_video_poses(args.video, backend, box, args.max_frames):
             sys.stdout.write(json.dumps(rec) + "\n")
             sys.stdout.flush()
-    except (DataFileError, ValueError, ImportError) as e:
-        sys.stdout.write(json.dumps({"end": True, "frames": 0, "error": f"{type(e).__name__}: {e}"}) + "\n")
+    except Exception as e:  # reported in the end record, so the reading process can say what went wrong
+        sys.stdout.write(json.dumps({"end": True, "frames": -1, "error": f"{type(e).__name__}: {e}",
+                                     "fatal": True}) + "\n")
         sys.stdout.flush()
         return 2
     return 0
