@@ -54,24 +54,13 @@ class Predictor:
     """
 
     def __init__(self, ckpt: "str | os.PathLike", num_clips: int | None = None, batch_size: int = 32) -> None:
-        from .engine.checkpoint import CheckpointError, load_weights
-        from .engine.lit import build_model
-        from .engine.runner import model_config
+        from .deploy.export import ExportError, load_recognizer
+        from .engine.checkpoint import CheckpointError
 
-        state, meta, cfg = load_weights(ckpt)
-        if not cfg or "model" not in cfg or "data" not in cfg:
-            raise CheckpointError(f"{ckpt}: no training config inside; use the model.pth written by `finetec train`")
-        if cfg.get("task", "recognition") != "recognition":
-            raise CheckpointError(f"{ckpt}: a {cfg.get('task')!r} model, not a recognizer")
-        missing = [k for k in ("num_classes", "layout", "in_channels") if meta.get(k) is None]
-        if missing:
-            raise CheckpointError(f"{ckpt}: weights lack {missing} in their metadata")
-        model = build_model(model_config(cfg), num_classes=int(meta["num_classes"]), layout=meta["layout"],
-                            in_channels=int(meta["in_channels"]))
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            raise CheckpointError(f"{ckpt}: weights do not fit model {cfg['model'].get('name')!r}: {e}") from e
+        try:  # the one checkpoint -> recognizer loader (config inside the weights, strict load)
+            model, meta, cfg = load_recognizer(ckpt)
+        except ExportError as e:
+            raise CheckpointError(str(e)) from e
         self.model = (model.inference_model() if hasattr(model, "inference_model") else model).eval()
         if callable(getattr(self.model, "fuse_for_inference", None)):
             self.model.fuse_for_inference()  # folded BatchNorm / cached graphs: same outputs up to rounding
