@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-clips", type=int, default=1)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the tables from the finished runs (the others read 'not run')")
     p.add_argument("override", nargs="*", help="extra key=value overrides for every run")
     args = p.parse_args(argv)
     quiet()
@@ -232,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     for t in tables:
         for r in runs_for(t):
             if r.key in res or r.key in failed:
+                continue
+            if args.report_only and not (root / "runs" / r.key / "results.json").is_file():
                 continue
             try:
                 res[r.key] = run_one(r, args, root)
