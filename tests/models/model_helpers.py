@@ -43,3 +43,18 @@ def check_shapes_grads_and_fused_eval(name: str, layout: str, C: int, M: int) ->
         plain = model(x)
         fused = model.fuse_for_inference()(x)
     assert torch.allclose(fused, plain, atol=1e-4 * plain.abs().max().item() + 1e-5, rtol=1e-4)
+
+
+def check_bf16_close(name: str, layout: str = "coco17", M: int = 2) -> None:
+    """bf16 autocast forward of a slim model: finite, close to fp32, and backward runs."""
+    torch.manual_seed(0)
+    V = get_layout(layout).num_joints
+    model = create_model(name, num_classes=4, layout=layout, width="slim")
+    randomize(model, scale=0.05)
+    x = torch.randn(2, M, 12, V, 3)
+    ref = model(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    out.float().sum().backward()
+    assert torch.isfinite(out.float()).all()
+    assert torch.allclose(out.float(), ref, atol=0.05 * ref.abs().max().item() + 1e-3)

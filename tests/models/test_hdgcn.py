@@ -12,7 +12,7 @@ from finetec.layouts import get_layout
 from finetec.models import create_model
 from finetec.models.backbones.ctrgcn import CTRMSTCN
 from finetec.models.backbones.hdgcn import (HDGC, HDMSTCN, EdgeConv, hd_graph, hierarchy_levels, rsap_matrix)
-from model_helpers import bn_ref, check_shapes_grads_and_fused_eval, randomize
+from model_helpers import bn_ref, check_bf16_close, check_shapes_grads_and_fused_eval, randomize
 
 
 def _names(layout, levels):
@@ -166,16 +166,7 @@ def test_shapes_grads_and_fused_eval(layout, C, M):
 
 
 def test_bf16_autocast():
-    torch.manual_seed(0)
-    model = create_model("hdgcn", num_classes=4, layout="coco17", width="slim")
-    randomize(model, scale=0.05)
-    x = torch.randn(2, 2, 12, 17, 3)
-    ref = model(x)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = model(x)
-    out.float().sum().backward()
-    assert torch.isfinite(out.float()).all()
-    assert torch.allclose(out.float(), ref, atol=0.05 * ref.abs().max().item() + 1e-3)
+    check_bf16_close("hdgcn")
 
 
 def test_bad_input():

@@ -11,7 +11,7 @@ import finetec.models.backbones.infogcn  # noqa: F401  (registers "infogcn")
 from finetec.layouts import get_layout
 from finetec.models import create_model
 from finetec.models.backbones.infogcn import SAGC, mode_matrix
-from model_helpers import bn_ref, check_shapes_grads_and_fused_eval, randomize
+from model_helpers import bn_ref, check_bf16_close, check_shapes_grads_and_fused_eval, randomize
 
 
 def ref_sagc(m: SAGC, x: torch.Tensor, training: bool) -> torch.Tensor:
@@ -98,16 +98,7 @@ def test_options_and_structure():
 
 
 def test_bf16_autocast():
-    torch.manual_seed(0)
-    model = create_model("infogcn", num_classes=4, layout="coco17", width="slim")
-    randomize(model, scale=0.05)
-    x = torch.randn(2, 2, 12, 17, 3)
-    ref = model(x)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = model(x)
-    out.float().sum().backward()
-    assert torch.isfinite(out.float()).all()
-    assert torch.allclose(out.float(), ref, atol=0.05 * ref.abs().max().item() + 1e-3)
+    check_bf16_close("infogcn")
 
 
 def test_bad_input_and_options():
