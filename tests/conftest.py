@@ -78,3 +78,68 @@ def tiny_pyskl(tmp_path: Path) -> Path:
     with open(path, "wb") as f:  # written the way PYSKL/mmcv writes its pickles
         pickle.dump(make_tiny_pyskl(), f, protocol=4)
     return path
+
+
+def write_square_video(path: Path, centres: np.ndarray, w: int = 64, h: int = 48, side: int = 10,
+                       fps: int = 10) -> Path:
+    """An mpeg4 video of a white ``side`` x ``side`` square on a dark grey background, centred at ``centres[t]``
+    (x, y) in frame t."""
+    import av
+
+    c = av.open(str(path), "w")
+    s = c.add_stream("mpeg4", rate=fps)
+    s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+    for cx, cy in np.asarray(centres, dtype=np.int64):
+        img = np.full((h, w, 3), 40, np.uint8)
+        img[max(cy - side // 2, 0):cy + side // 2, max(cx - side // 2, 0):cx + side // 2] = 255
+        for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            c.mux(p)
+    for p in s.encode():
+        c.mux(p)
+    c.close()
+    return path
+
+
+def make_video_dataset(root: Path, per_class: tuple[int, int] = (4, 2), T: int = 10) -> Path:
+    """Small videos + skeletons: class 0's square moves right, class 1's moves down, class 2's stays; 17 COCO joints
+    scattered around the square (so the activity box covers it). Sample ``c0_train0`` has a ``filename`` key (the
+    others are found as ``<frame_dir>.mp4``); ``c2_test1`` has no observed joint. Returns the pickle path; videos
+    are in ``root/videos``."""
+    import pickle as _pickle
+
+    rng = np.random.default_rng(0)
+    (root / "videos").mkdir(parents=True, exist_ok=True)
+    anns, split = [], {"train": [], "test": []}
+    t = np.arange(T)
+    for c in range(3):
+        for part, n in zip(("train", "test"), per_class):
+            for i in range(n):
+                start = rng.integers(14, 20, 2)
+                step = {0: (3, 0), 1: (0, 2), 2: (0, 0)}[c]
+                centres = start[None] + t[:, None] * np.array(step)[None]
+                fd = f"c{c}_{part}{i}"
+                write_square_video(root / "videos" / f"{fd}.mp4", centres)
+                kp = centres[None, :, None, :] + rng.uniform(-5, 5, (1, T, 17, 2))
+                score = np.ones((1, T, 17), np.float32)
+                if fd == "c2_test1":
+                    score[:] = 0
+                    kp[:] = 0
+                ann = {"frame_dir": fd, "label": c, "total_frames": T, "img_shape": (48, 64),
+                       "original_shape": (48, 64), "keypoint": kp.astype(np.float32), "keypoint_score": score}
+                if fd == "c0_train0":
+                    ann["filename"] = f"{fd}.mp4"
+                anns.append(ann)
+                split[part].append(fd)
+    path = root / "video_ann.pkl"
+    with open(path, "wb") as f:
+        _pickle.dump({"split": split, "annotations": anns,
+                      "meta": {"layout": "coco17", "classes": ["right", "down", "still"], "source": "generated"}},
+                     f, protocol=4)
+    return path
+
+
+@pytest.fixture
+def tiny_videos(tmp_path: Path) -> Path:
+    """``make_video_dataset`` in ``tmp_path``: the pickle path (videos in its folder's ``videos/``)."""
+    pytest.importorskip("av")
+    return make_video_dataset(tmp_path)

@@ -9,7 +9,7 @@
     finetec data info FILE
     finetec data extract VIDEOS... --labels labels.csv --out DATA.pkl [--workers N] [--box X1,Y1,X2,Y2]
     finetec ensemble train CONFIG [key=value ...] [--streams j b jm bm] [--out DIR]
-    finetec ensemble fuse RUN_DIR... [--weights 2 2 1 1] [--level clean]
+    finetec ensemble fuse RUN_DIR... [--weights 2 2 1 1 | --fit-on val] [--level clean]
     finetec predict INPUT --ckpt PATH [--topk K] [--out JSON]       (INPUT: video, keypoint JSON or pickle)
     finetec stream VIDEO --ckpt PATH [--window T] [--stride S]
     finetec viz skeleton|compare|confusion|curves ...              (pictures and videos)
@@ -124,7 +124,9 @@ def _cmd_ensemble_train(args: argparse.Namespace) -> int:
 def _cmd_ensemble_fuse(args: argparse.Namespace) -> int:
     from .engine.ensemble import fuse_scores
 
-    res = fuse_scores(args.runs, args.weights, args.level)
+    res = fuse_scores(args.runs, args.weights, args.level, fit_on=args.fit_on)
+    if args.fit_on:
+        print(f"weights fitted on {args.fit_on}/{args.level}.npz: {', '.join(f'{w:.2f}' for w in res['weights'])}")
     print(_format_fusion("weighted score fusion", res))
     if args.out:
         from .utils.io import atomic_write_text
@@ -183,6 +185,21 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
     from .data.io import dataset_info, format_info
 
     print(format_info(dataset_info(args.file)))
+    return 0
+
+
+def _cmd_data_split(args: argparse.Namespace) -> int:
+    from .data.io import load_annotations, save_annotations, split_by_actor
+
+    splits: dict[str, list[str]] = {}
+    for item in args.splits:
+        name, sep, ids = item.partition("=")
+        if not sep or not name or not ids:
+            raise _UsageError(f"split {item!r} is not NAME=ACTOR[,ACTOR...] (e.g. val=7 or train=1,2,3)")
+        splits[name] = [a for a in ids.split(",") if a]
+    data = split_by_actor(load_annotations(args.input), splits, where=str(args.input))
+    save_annotations(data, args.output)
+    print(", ".join(f"{k}: {len(v)}" for k, v in data["split"].items()) + f"; written: {args.output}")
     return 0
 
 
@@ -249,6 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
     di = dsub.add_parser("info", help="statistics of a PYSKL pickle")
     di.add_argument("file", metavar="FILE")
     di.set_defaults(func=_cmd_data_info)
+    ds = dsub.add_parser("split", help="re-split a PYSKL pickle by actor (e.g. a validation actor)",
+                         description="Write a copy of INPUT whose splits are the given actors' clips, e.g. "
+                                     "`finetec data split in.pkl out.pkl train=1,2,3,4,5,6 val=7 test=8,9,10`.")
+    ds.add_argument("input")
+    ds.add_argument("output")
+    ds.add_argument("splits", nargs="+", metavar="NAME=ACTORS")
+    ds.set_defaults(func=_cmd_data_split)
     from .pose.cli import add_commands as add_extract_command
 
     add_extract_command(dsub)
@@ -267,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     ef.add_argument("runs", nargs="+", metavar="RUN", help="run dirs (their test/<level>.npz) or .npz files")
     ef.add_argument("--weights", nargs="+", type=float, default=None, help="one per run (default: equal)")
     ef.add_argument("--level", default="clean", help="which test/<level>.npz to read (default clean)")
+    ef.add_argument("--fit-on", default=None, metavar="SUBDIR",
+                    help="fit the weights on each run's validation scores RUN/SUBDIR/<level>.npz (e.g. written by "
+                         "`finetec test CONFIG --ckpt W data.split_test=val --out-dir RUN/val`)")
     ef.add_argument("--out", default=None, help="write the result as JSON here")
     ef.set_defaults(func=_cmd_ensemble_fuse)
 

@@ -341,3 +341,17 @@ def test_dataset_info_without_scores_or_meta(tmp_path):
     assert info["layout"] == "nturgbd25" and info["layout_inferred"] and info["max_persons"] == 2
     text = format_info(info)
     assert "n/a (no keypoint_score)" in text and "inferred" in text
+
+
+def test_split_by_actor():
+    from finetec.data.io import split_by_actor
+
+    anns = [{"frame_dir": f"v{i}", "actor": a} for i, a in enumerate([1, 2, 3, 1, 3, 2])]
+    out = split_by_actor({"split": {"old": ["v0"]}, "annotations": anns, "meta": {}},
+                         {"train": [1, 2], "val": ["3"], "all": [1, 2, 3]})
+    assert out["split"] == {"train": ["v0", "v1", "v3", "v5"], "val": ["v2", "v4"], "all": [f"v{i}" for i in range(6)]}
+    assert out["annotations"] is anns
+    with pytest.raises(AnnotationError, match=r"split\(s\) \['test'\] got no annotation"):
+        split_by_actor({"annotations": anns}, {"test": [9]})
+    with pytest.raises(AnnotationError, match="annotation 0 .* has no 'actor'"):
+        split_by_actor({"annotations": [{"frame_dir": "x"}]}, {"a": [1]})

@@ -115,5 +115,9 @@ def test_shipped_configs_load(rel):
     assert cfg["model"]["name"]
     if rel.startswith("florence3d"):
         assert cfg["data"]["layout"] == "coco17" and cfg["data"]["ann_file"].endswith("florence3d_coco17.pkl")
+    elif rel.startswith("multimodal"):  # Florence re-split with a validation actor
+        assert cfg["data"]["layout"] == "coco17" and cfg["data"]["ann_file"].endswith("florence3d_coco17_val.pkl")
+        assert cfg["test"]["levels"] == ["clean"]
+        assert (cfg["task"] == "rgb") == (cfg["model"]["name"] == "tsm")
     elif not rel.startswith("tiny"):
         assert cfg["data"]["layout"] == "penn13" and cfg["data"]["clip_len"] == 48 and cfg["data"]["batch_size"] == 16

@@ -53,6 +53,39 @@ def test_fusion_errors(tmp_path):
         load_scores(tmp_path / "bad")
 
 
+def test_fusion_weights_fitted_on_validation_scores(tmp_path):
+    # validation: run r is right on a and c, run s only on b; with weights fitted there, test fusion follows r
+    r = _write(tmp_path / "r", ["a", "b", "c"], [0, 1, 0], [[0.9, 0.1], [0.6, 0.4], [0.7, 0.3]], level="x")
+    s = _write(tmp_path / "s", ["a", "b", "c"], [0, 1, 0], [[0.3, 0.7], [0.2, 0.8], [0.4, 0.6]], level="x")
+    for run in (r, s):
+        (run / "test" / "x.npz").rename(run / "test" / "val.npz")
+        (run / "val").mkdir()
+        (run / "test" / "val.npz").rename(run / "val" / "clean.npz")
+    _write(r, ["t1", "t2"], [0, 1], [[0.8, 0.2], [0.45, 0.55]])
+    _write(s, ["t1", "t2"], [0, 1], [[0.1, 0.9], [0.4, 0.6]])
+    res = fuse_scores([r, s], level="clean", fit_on="val")
+    w = res["weights"]
+    assert res["fitted_on"] == "val" and sum(w) == pytest.approx(1.0)
+    # all three validation samples are right iff 1/3 < w_r < 3/4 (a: 1.2 w > .4, b: .6 > .8 w, c: .6 w > .2);
+    # among those grid points the fused probabilities' NLL decides
+    assert 1 / 3 < w[0] < 0.75
+    P = np.array([[[0.9, 0.1], [0.6, 0.4], [0.7, 0.3]], [[0.3, 0.7], [0.2, 0.8], [0.4, 0.6]]])
+    y = np.array([0, 1, 0])
+
+    def nll(wr):
+        f = wr * P[0] + (1 - wr) * P[1]
+        return -np.log(f[np.arange(3), y]).mean()
+
+    feasible = [k / 20 for k in range(7, 15)]
+    assert nll(w[0]) == pytest.approx(min(nll(v) for v in feasible))
+    assert w[0] > 0.58 and res["fused"]["top1"] == 1.0  # test: t1 is right iff w_r > 4/7 (t2 always)
+    assert fuse_scores([r, s])["fused"]["top1"] == 0.5  # equal weights get t1 wrong
+    with pytest.raises(EnsembleError, match="either weights or fit_on"):
+        fuse_scores([r, s], [1, 1], fit_on="val")
+    with pytest.raises(EnsembleError, match="no scores at"):
+        fuse_scores([r, s], fit_on="nowhere")
+
+
 def test_train_streams_trains_each_and_fuses(tmp_path):
     ann = tmp_path / "tiny.pkl"
     save_annotations(synthetic_annotations(num_classes=3, per_class=(6, 3), seed=0), ann)

@@ -121,3 +121,47 @@ def test_rng_state_travels_in_checkpoint():
     lit2._trainer = _T()
     lit2.on_train_start()
     assert torch.equal(torch.rand(5), expected)
+
+
+class WithLabel(Plain):
+    """Records the labels it is given (the class-aware contrastive model's contract)."""
+
+    needs_label = True
+    returns_aux = True
+
+    def forward(self, x, label=None):
+        self.seen_label = label
+        return super().forward(x), {}
+
+
+def test_label_reaches_models_that_need_it_in_training_only():
+    lit = _lit(WithLabel())
+    b = _batch()
+    lit.compute_loss(b)
+    assert lit.model.seen_label.tolist() == [1, 1, 1, 3, 3, 3]  # one label per clip
+    lit.model.seen_label = "untouched"
+    lit._scores(b)
+    assert lit.model.seen_label is None  # evaluation never passes labels
+    plain = _lit(Plain())
+    plain.compute_loss(b)  # a model without needs_label is called without label= (TypeError otherwise)
+
+
+def test_rgb_input_key():
+    class RGB(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(3, K)
+
+        def forward(self, x):  # [B, T, 3, H, W]
+            return self.fc(x.mean((1, 3, 4)))
+
+    lit = LitRecognizer(RGB(), num_classes=K, layout="coco17", in_channels=3, optim={"lr": 0.1}, input_key="imgs")
+    b = {"imgs": torch.rand(2, 2, 4, 3, 8, 8), "label": torch.tensor([0, 2]), "index": torch.arange(2),
+         "frame_dir": ["a", "b"]}
+    loss, _ = lit.compute_loss(b)
+    assert torch.isfinite(loss)
+    assert lit._scores(b).shape == (2, K)
+    with pytest.raises(KeyError, match="no 'imgs'"):
+        lit.compute_loss(_batch())
+    with pytest.raises(ValueError, match=r"\[N, num_clips, T, 3, H, W\]"):
+        lit.compute_loss({**b, "imgs": torch.rand(2, 4, 3, 8, 8)})

@@ -26,6 +26,7 @@ from finetec.utils.io import atomic_write
 from .sample import SampleError, SkeletonSample
 
 __all__ = [
+    "split_by_actor",
     "DataFileError",
     "UnsafePickleError",
     "AnnotationError",
@@ -444,6 +445,27 @@ def dataset_info(path: "str | os.PathLike") -> dict[str, Any]:
         "no_visible_joint": invisible,
         "keypoint_dtypes": sorted(Counter(str(a["keypoint"].dtype) for a in anns)),
     }
+
+
+def split_by_actor(data: Mapping[str, Any], splits: Mapping[str, Iterable[Any]], *,
+                   where: str = "annotations") -> dict[str, Any]:
+    """A copy of ``data`` whose ``split`` is ``{name: [frame_dir of every annotation whose 'actor' is in ids]}``
+    (e.g. ``{'train': [1..6], 'val': [7], 'test': [8, 9, 10], 'trainval': [1..7]}``; splits may overlap, as
+    PYSKL's trainval); an annotation without ``actor`` or an empty split is an error."""
+    ids = {name: {str(a) for a in actors} for name, actors in splits.items()}
+    if not ids:
+        raise AnnotationError(f"{where}: no splits given")
+    out: dict[str, list[str]] = {name: [] for name in ids}
+    for i, ann in enumerate(data["annotations"]):
+        if ann.get("actor") is None:
+            raise AnnotationError(f"{where}: annotation {i} ({ann.get('frame_dir')!r}) has no 'actor'")
+        for name, actors in ids.items():
+            if str(ann["actor"]) in actors:
+                out[name].append(str(ann["frame_dir"]))
+    empty = [n for n, v in out.items() if not v]
+    if empty:
+        raise AnnotationError(f"{where}: split(s) {empty} got no annotation (actors {[sorted(ids[n]) for n in empty]})")
+    return {**data, "split": out}
 
 
 def _fmt_list(xs: Iterable[Any]) -> str:

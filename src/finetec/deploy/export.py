@@ -151,6 +151,9 @@ def input_spec(model: nn.Module, *, clip_len: int, num_person: int = 2) -> dict[
     for what, v in (("clip_len", clip_len), ("num_person", num_person)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ExportError(f"input_spec: {what} must be a positive int, got {v!r}")
+    if getattr(model, "input_kind", "skeleton") == "rgb":
+        raise ExportError(f"{type(model).__name__}: exporting RGB (video-frame) models is not supported yet; only "
+                          "skeleton recognizers export to ONNX / TorchScript")
     V, C = _model_dims(model)
     fixed = _fixed_clip_len(model)
     if fixed is not None and fixed != clip_len:

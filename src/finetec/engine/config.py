@@ -19,6 +19,10 @@ Schema (defaults in :data:`DEFAULTS`)::
       corruption      {train: preset, list of presets or null, test: preset}; presets: clean, minor, moderate,
                       severe (the paper's levels), S-low, S-high, T-low, T-high, composed with '+'
                       (see finetec.corruption.presets)
+      video           task 'rgb' only: root (folder of the videos; a sample's 'filename' is relative to it, else
+                      <root>/<frame_dir><suffix>), suffix, num_segments x frames_per_segment (TSM sampling; the
+                      paper: 8 x 6), size (frames resized to size x size; the paper: 256), crop (skeleton-guided
+                      crop, Eq. 1-2), alpha (its margin), min_box (pixels), flip (train-time horizontal flip)
     model:            name, width ('standard' | 'slim'), dropout; every other key goes to create_model(**kw)
     optim:            type ('sgd' | 'adamw'), lr, momentum, nesterov, weight_decay, epochs, warmup_epochs, warmup_ratio, min_lr
     trainer:          precision ('32' | 'bf16-mixed' | ...), accelerator ('cpu' | 'gpu' | 'auto'), devices,
@@ -27,7 +31,8 @@ Schema (defaults in :data:`DEFAULTS`)::
                       val_every_n_epochs (0 = no validation), deterministic, limit_train_batches
     task:             'recognition' (default: a recognizer from the model registry, cross-entropy + its aux losses)
                       or 'completion' (a completer from finetec.models.completion trained on corrupted / clean
-                      pairs, evaluated with the restoration metrics; FineTec's stage 1)
+                      pairs, evaluated with the restoration metrics; FineTec's stage 1) or 'rgb' (an RGB recognizer,
+                      e.g. 'tsm', on the videos of data.video, guided by the skeletons of data.ann_file)
     bank:             the skeleton bank for models that own one (FineTec's completion, SiC): source (a PYSKL pickle;
                       null = data.ann_file), split (null = data.split_train), size, source_layout (null = the
                       pickle's meta layout; converted to data.layout), seed
@@ -75,6 +80,8 @@ DEFAULTS: dict[str, Any] = {
         "batch_size": 16,
         "num_workers": 2,
         "corruption": {"train": None, "test": "clean"},
+        "video": {"root": None, "suffix": ".mp4", "num_segments": 8, "frames_per_segment": 1, "size": 112,
+                  "crop": True, "alpha": 0.3, "min_box": 32, "flip": True},
     },
     "model": {"name": "stgcn", "width": "standard", "dropout": 0.0},
     "optim": {
@@ -107,7 +114,7 @@ DEFAULTS: dict[str, Any] = {
     "bank": {"source": None, "split": None, "size": 256, "source_layout": None, "seed": 0},
     "init": {"ckpt": None, "into": "", "freeze": False},
 }
-TASKS = ("recognition", "completion")
+TASKS = ("recognition", "completion", "rgb")
 
 FEATS = ("j", "b", "jm", "bm")
 NORMS = ("image", "box", "3d", None)
@@ -269,6 +276,15 @@ def _validate(cfg: dict[str, Any], where: str) -> None:
     need(isinstance(t["val_every_n_epochs"], int) and t["val_every_n_epochs"] >= 0, "trainer.val_every_n_epochs must be an int >= 0")
     need(isinstance(cfg["model"].get("name"), str), "model.name must be a string")
     need(cfg["task"] in TASKS, f"task must be one of {list(TASKS)}, got {cfg['task']!r}")
+    if cfg["task"] == "rgb":
+        v = d["video"]
+        need(v["root"] is None or isinstance(v["root"], str), "data.video.root must be a folder path")
+        for k in ("num_segments", "frames_per_segment", "size"):
+            need(isinstance(v[k], int) and v[k] > 0, f"data.video.{k} must be a positive int, got {v[k]!r}")
+        need(isinstance(v["alpha"], (int, float)) and v["alpha"] >= 0, "data.video.alpha must be a number >= 0")
+        need(all(lv == "clean" for lv in levels) and d["corruption"]["train"] in (None, "clean")
+             and d["corruption"]["test"] in (None, "clean"),
+             "task 'rgb' reads video frames; skeleton corruption levels do not apply (use clean)")
     b = cfg["bank"]
     need(isinstance(b["size"], int) and b["size"] > 0, f"bank.size must be a positive int, got {b['size']!r}")
     if cfg["init"]["into"] is None:
@@ -298,6 +314,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
     cfg = apply_overrides(cfg, overrides)
     _validate(cfg, where)
     cfg["data"]["ann_file"] = _expand(cfg["data"]["ann_file"])
+    cfg["data"]["video"]["root"] = _expand(cfg["data"]["video"]["root"])
     cfg["bank"]["source"] = _expand(cfg["bank"]["source"])
     cfg["init"]["ckpt"] = _expand(cfg["init"]["ckpt"])
     if cfg["trainer"]["work_dir"] is None:

@@ -30,7 +30,7 @@ from ..data.dataset import SkeletonDataset
 from ..data.io import AnnotationError, infer_layout, load_annotations
 from ..data.transforms import default_pipeline
 
-__all__ = ["EpochSampler", "EvalSampler", "SkeletonDataModule", "resume_position"]
+__all__ = ["EpochSampler", "EvalSampler", "SkeletonDataModule", "VideoDataModule", "resume_position", "build_datamodule"]
 
 
 class EpochSampler(Sampler):
@@ -194,6 +194,11 @@ class SkeletonDataModule(pl.LightningDataModule):
         return self._any.layout.name
 
     @property
+    def input_key(self) -> str:
+        """The batch key holding the model input."""
+        return "keypoint"
+
+    @property
     def in_channels(self) -> int:
         """Input channels the pipeline produces (C' of ``keypoint``)."""
         if self._in_channels is None:
@@ -247,3 +252,45 @@ class SkeletonDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self.test_level)
+
+
+class VideoDataModule(SkeletonDataModule):
+    """Config ``task: rgb``: :class:`~finetec.data.video.VideoDataset` samples (decoded, skeleton-cropped frames,
+    batch key ``imgs [N, nc, T, 3, H, W]``) from ``data.ann_file`` and the videos of ``data.video``; same sampling,
+    resumption and sharding as :class:`SkeletonDataModule`."""
+
+    def dataset(self, stage: str, level: "str | list[str] | None" = None) -> SkeletonDataset:
+        from ..data.video import VideoDataset, video_pipeline
+
+        key = (stage, None)
+        if key not in self._datasets:
+            d, v = self.data_cfg, self.data_cfg["video"]
+            test = stage != "train"
+            data = self._load()
+            where = str(d["ann_file"])
+            if not data["annotations"]:
+                raise AnnotationError(f"{where}: no annotations")
+            layout = infer_layout(data["annotations"][0]["keypoint"].shape[2], d["layout"], data["meta"], where)
+            seed = self.cfg["test"]["seed"] if test else self.cfg["trainer"]["seed"]
+            pipeline = video_pipeline(num_segments=v["num_segments"], frames_per_segment=v["frames_per_segment"],
+                                      num_clips=d["num_clips_test"] if test else 1, test_mode=test,
+                                      video_root=v["root"], suffix=v["suffix"], size=v["size"], crop=bool(v["crop"]),
+                                      alpha=float(v["alpha"]), min_box=float(v["min_box"]),
+                                      flip=bool(v["flip"]) and bool(d["augment"]))
+            self._datasets[key] = VideoDataset(data, d["split_test"] if test else d["split_train"], pipeline,
+                                               layout=layout, seed=seed, test_mode=test, name=where, trusted=True)
+        return self._datasets[key]
+
+    @property
+    def input_key(self) -> str:
+        return "imgs"
+
+    @property
+    def in_channels(self) -> int:
+        return 3
+
+
+def build_datamodule(cfg: Mapping[str, Any], test_level: str | None = None) -> SkeletonDataModule:
+    """The data module a config's ``task`` needs."""
+    cls = VideoDataModule if cfg.get("task") == "rgb" else SkeletonDataModule
+    return cls(cfg, test_level=test_level)

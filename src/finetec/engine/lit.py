@@ -6,7 +6,10 @@ Batches follow docs/architecture.md: ``keypoint [N, nc, M, T, V, C]``, ``mask [N
 ``average_clips='prob'``).
 
 Training loss: cross-entropy on the logits, plus every ``loss_*`` entry of the auxiliary dict of models with
-``returns_aux``. Models with ``needs_mask`` get ``mask=``; others never see it. A model with an
+``returns_aux``. Models with ``needs_mask`` get ``mask=``; others never see it. Models with ``needs_label`` (e.g. the
+class-aware contrastive CTR-GCN, whose memory bank stores labelled features) get ``label=`` in training steps only.
+``input_key`` names the batch entry holding the model input: ``keypoint`` (skeletons) or ``imgs``
+(``[N, nc, T, 3, H, W]`` video frames, config ``task: rgb``); a batch without ``mask`` gives the model none. A model with an
 ``on_train_step(step, total_steps)`` method is called before every training step (schedules of its own, e.g. sparse
 training); frozen parameters (``requires_grad=False``, ``init.freeze``) are left out of the optimiser.
 
@@ -76,6 +79,7 @@ class LitRecognizer(pl.LightningModule):
         classes: Sequence[str] | None = None,
         topk: Sequence[int] = (1, 5),
         config: Mapping[str, Any] | None = None,
+        input_key: str = "keypoint",
     ) -> None:
         super().__init__()
         if isinstance(model, torch.nn.Module):  # a ready model (programmatic use); not rebuildable from hparams
@@ -86,6 +90,8 @@ class LitRecognizer(pl.LightningModule):
             self.model = build_model(model, num_classes=num_classes, layout=layout, in_channels=in_channels)
         self.needs_mask = bool(getattr(self.model, "needs_mask", False))
         self.returns_aux = bool(getattr(self.model, "returns_aux", False))
+        self.needs_label = bool(getattr(self.model, "needs_label", False))
+        self.input_key = str(input_key)
         self.optim_cfg = dict(optim or {})
         self.topk = tuple(int(k) for k in topk)
         self.val_metrics = ClassificationMetrics(num_classes, self.topk)
@@ -95,9 +101,16 @@ class LitRecognizer(pl.LightningModule):
         self._pending_rng: list[dict[str, torch.Tensor]] | None = None
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
-        """``x [B, M, T, V, C]`` -> ``(logits [B, K], aux dict)`` (aux is empty for plain models)."""
-        out = self.model(x, mask=mask) if self.needs_mask else self.model(x)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                label: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        """``x [B, M, T, V, C]`` (or ``[B, T, 3, H, W]`` frames) -> ``(logits [B, K], aux dict)`` (aux is empty for
+        plain models)."""
+        kw: dict[str, Any] = {}
+        if self.needs_mask:
+            kw["mask"] = mask
+        if self.needs_label and label is not None:
+            kw["label"] = label
+        out = self.model(x, **kw)
         if self.returns_aux:
             if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Mapping)):
                 raise TypeError(f"{type(self.model).__name__} sets returns_aux but returned {type(out).__name__}, "
@@ -105,13 +118,17 @@ class LitRecognizer(pl.LightningModule):
             return out[0], dict(out[1])
         return out, {}
 
-    @staticmethod
-    def _flatten(batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-        x = batch["keypoint"]
+    def _flatten(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None, int, int]:
+        if self.input_key not in batch:
+            raise KeyError(f"the batch has no {self.input_key!r} (keys: {sorted(batch)}); the model takes "
+                           f"{self.input_key!r} input")
+        x = batch[self.input_key]
         if x.ndim != 6:
-            raise ValueError(f"batch keypoint must be [N, num_clips, M, T, V, C], got shape {tuple(x.shape)}")
+            what = "[N, num_clips, T, 3, H, W]" if self.input_key == "imgs" else "[N, num_clips, M, T, V, C]"
+            raise ValueError(f"batch {self.input_key} must be {what}, got shape {tuple(x.shape)}")
         N, nc = x.shape[:2]
-        return x.flatten(0, 1), batch["mask"].flatten(0, 1), N, nc
+        mask = batch["mask"].flatten(0, 1) if "mask" in batch else None
+        return x.flatten(0, 1), mask, N, nc
 
     def _scores(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """Softmax scores averaged over clips, ``[N, K]`` float32."""
@@ -124,7 +141,7 @@ class LitRecognizer(pl.LightningModule):
         """``(loss, logs)``: cross-entropy on every clip plus the model's ``loss_*`` auxiliary terms."""
         x, mask, N, nc = self._flatten(batch)
         labels = batch["label"].repeat_interleave(nc)
-        logits, aux = self(x, mask)
+        logits, aux = self(x, mask, labels)
         loss_cls = F.cross_entropy(logits.float(), labels)
         loss = loss_cls
         logs = {"loss_cls": loss_cls.detach()}
@@ -138,7 +155,7 @@ class LitRecognizer(pl.LightningModule):
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         loss, logs = self.compute_loss(batch)
-        N = batch["keypoint"].shape[0]
+        N = batch[self.input_key].shape[0]
         logs = {f"train/{k}": v for k, v in logs.items()}
         logs["train/lr"] = torch.tensor(float(self.trainer.optimizers[0].param_groups[0]["lr"]))
         self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, batch_size=N)

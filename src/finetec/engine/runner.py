@@ -287,13 +287,13 @@ def _train(cfg: Mapping[str, Any], *, resume: "str | os.PathLike | None", callba
     checkpoint path. ``metrics``: test-split metrics at ``data.corruption.test`` after training (``run_test``).
     """
     pl = _lightning()
-    from .datamodule import SkeletonDataModule
+    from .datamodule import build_datamodule
     from .lit import LitRecognizer
 
     t = cfg["trainer"]
     work_dir = Path(t["work_dir"])
     pl.seed_everything(int(t["seed"]), workers=True, verbose=False)
-    dm = SkeletonDataModule(cfg)
+    dm = build_datamodule(cfg)
     dm.setup("fit")
     completion = cfg["task"] == "completion"
     if completion:
@@ -303,7 +303,8 @@ def _train(cfg: Mapping[str, Any], *, resume: "str | os.PathLike | None", callba
                              "`finetec test CONFIG` (no checkpoint needed)")
     else:
         lit = LitRecognizer(model_config(cfg), num_classes=dm.num_classes, layout=dm.layout,
-                            in_channels=dm.in_channels, optim=cfg["optim"], classes=dm.classes, config=dict(cfg))
+                            in_channels=dm.in_channels, optim=cfg["optim"], classes=dm.classes, config=dict(cfg),
+                            input_key=dm.input_key)
     prepare_model(lit.model, cfg, dm)
     trainer = build_trainer(cfg, stage="fit", callbacks=callbacks)
     ckpt_path = resolve_resume(resume, work_dir)
@@ -341,7 +342,7 @@ def test(cfg: Mapping[str, Any], ckpt: "str | os.PathLike | None", levels: Seque
     and ``metrics.json`` under ``out_dir`` (default ``work_dir/test``). With ``task: completion`` the restoration
     metrics of the completer at each corrupted level (``ckpt`` only for learned completers)."""
     from ..corruption import get_spec
-    from .datamodule import SkeletonDataModule
+    from .datamodule import build_datamodule
     from .lit import LitRecognizer
 
     levels = list(levels) if levels is not None else list(cfg["test"]["levels"])
@@ -353,15 +354,17 @@ def test(cfg: Mapping[str, Any], ckpt: "str | os.PathLike | None", levels: Seque
         return _test_completion(cfg, ckpt, levels, out_dir)
     if ckpt is None:
         raise CheckpointError("testing a recognizer needs its weights (--ckpt)")
+    if cfg["task"] == "rgb" and any(lv != "clean" for lv in levels):
+        raise ValueError(f"task 'rgb' is evaluated on clean video only, not at levels {levels}")
     state, meta, _ = load_weights(ckpt)
-    dm = SkeletonDataModule(cfg, test_level=levels[0])
+    dm = build_datamodule(cfg, test_level=levels[0])
     dm.setup("test")
     for key, have in (("num_classes", dm.num_classes), ("in_channels", dm.in_channels), ("layout", dm.layout)):
         if meta.get(key) is not None and meta[key] != have:
             raise CheckpointError(f"{ckpt}: weights were trained with {key}={meta[key]!r} but this config/data "
                                   f"gives {have!r}")
     lit = LitRecognizer(model_config(cfg), num_classes=dm.num_classes, layout=dm.layout, in_channels=dm.in_channels,
-                        optim=cfg["optim"], classes=dm.classes, config=dict(cfg))
+                        optim=cfg["optim"], classes=dm.classes, config=dict(cfg), input_key=dm.input_key)
     try:
         lit.model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -6,6 +6,6 @@
 
 from .registry import create_model, get_builder, list_models, register_model
 from .recognizer import Recognizer
-from . import backbones, finetec  # noqa: E402,F401  (registers the built-in models)
+from . import backbones, finetec, multimodal  # noqa: E402,F401  (registers the built-in models)
 
 __all__ = ["create_model", "register_model", "list_models", "get_builder", "Recognizer"]

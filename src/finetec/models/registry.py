@@ -97,4 +97,4 @@ def create_model(
 
 def _load_builtins() -> None:
     # the built-in recognizers register themselves on import
-    from . import backbones, finetec  # noqa: F401
+    from . import backbones, finetec, multimodal  # noqa: F401
