@@ -82,21 +82,16 @@ def tiny_pyskl(tmp_path: Path) -> Path:
 
 def write_square_video(path: Path, centres: np.ndarray, w: int = 64, h: int = 48, side: int = 10,
                        fps: int = 10) -> Path:
-    """An mpeg4 video of a white ``side`` x ``side`` square on a dark grey background, centred at ``centres[t]``
-    (x, y) in frame t."""
-    import av
+    """A video of a white ``side`` x ``side`` square on a dark grey background, centred at ``centres[t]`` (x, y) in
+    frame t (written by finetec's own video writer)."""
+    from finetec.viz.video import write_video
 
-    c = av.open(str(path), "w")
-    s = c.add_stream("mpeg4", rate=fps)
-    s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+    frames = []
     for cx, cy in np.asarray(centres, dtype=np.int64):
         img = np.full((h, w, 3), 40, np.uint8)
         img[max(cy - side // 2, 0):cy + side // 2, max(cx - side // 2, 0):cx + side // 2] = 255
-        for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
+        frames.append(img)
+    write_video(frames, path, fps=fps)
     return path
 
 

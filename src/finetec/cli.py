@@ -196,10 +196,21 @@ def _cmd_data_split(args: argparse.Namespace) -> int:
         name, sep, ids = item.partition("=")
         if not sep or not name or not ids:
             raise _UsageError(f"split {item!r} is not NAME=ACTOR[,ACTOR...] (e.g. val=7 or train=1,2,3)")
+        if name in splits:
+            raise _UsageError(f"split {name!r} is given twice")
         splits[name] = [a for a in ids.split(",") if a]
     data = split_by_actor(load_annotations(args.input), splits, where=str(args.input))
     save_annotations(data, args.output)
     print(", ".join(f"{k}: {len(v)}" for k, v in data["split"].items()) + f"; written: {args.output}")
+    names = list(data["split"])
+    for i, a in enumerate(names):  # overlaps are legitimate (trainval) but worth seeing (train/test would leak)
+        for b in names[i + 1:]:
+            shared = set(data["split"][a]) & set(data["split"][b])
+            if shared:
+                print(f"note: splits {a!r} and {b!r} share {len(shared)} clips")
+    left = len(data["annotations"]) - len(set().union(*map(set, data["split"].values())))
+    if left:
+        print(f"note: {left} clips are in no split (their actors were not named)")
     return 0
 
 

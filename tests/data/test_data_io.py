@@ -351,7 +351,7 @@ def test_split_by_actor():
                          {"train": [1, 2], "val": ["3"], "all": [1, 2, 3]})
     assert out["split"] == {"train": ["v0", "v1", "v3", "v5"], "val": ["v2", "v4"], "all": [f"v{i}" for i in range(6)]}
     assert out["annotations"] is anns
-    with pytest.raises(AnnotationError, match=r"split\(s\) \['test'\] got no annotation"):
-        split_by_actor({"annotations": anns}, {"test": [9]})
+    with pytest.raises(AnnotationError, match=r"actor id\(s\) with no annotation: \{'test': \['01'\]\}"):
+        split_by_actor({"annotations": anns}, {"train": [1], "test": [3, "01"]})
     with pytest.raises(AnnotationError, match="annotation 0 .* has no 'actor'"):
         split_by_actor({"annotations": [{"frame_dir": "x"}]}, {"a": [1]})

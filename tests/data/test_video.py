@@ -130,9 +130,10 @@ def test_decode_frames_errors_name_the_file(tiny_videos):
     root = tiny_videos.parent / "videos"
     with pytest.raises(TransformError, match="nope.mp4: no such file"):
         DecodeFrames(root)(_results(tiny_videos, frame_inds=np.array([0]), filename="nope.mp4"))
-    # a skeleton longer than its video (a truncated or wrong video)
-    with pytest.raises(TransformError, match=r"gave 10 frames but the skeleton has 30"):
-        DecodeFrames(root)(_results(tiny_videos, frame_inds=np.array([29]), total_frames=30))
+    # a skeleton longer or shorter than its video (a truncated or wrong video, another fps): whatever is sampled
+    for total, inds in ((30, [0]), (30, [29]), (5, [0, 4])):
+        with pytest.raises(TransformError, match=rf"has 10 frames but the skeleton has {total}"):
+            DecodeFrames(root)(_results(tiny_videos, frame_inds=np.array(inds), total_frames=total))
     with pytest.raises(TransformError, match="img_shape"):
         DecodeFrames(root)(_results(tiny_videos, frame_inds=np.array([0]), img_shape=(480, 640)))
     bad = root / "bad.mp4"
@@ -152,6 +153,12 @@ def test_crop_is_one_box_for_all_frames(tiny_videos):
     assert np.array_equal(r["imgs"], full[:, y1:y2, x1:x2])
     # the moving square stays inside the box in every frame (its bright pixels are all kept)
     assert (r["imgs"] > 200).all(-1).sum() == (full > 200).all(-1).sum()
+    # coordinates that are not pixels of these frames are refused, not cropped to a wrong corner
+    dec = DecodeFrames(root)(_results(tiny_videos, frame_inds=np.array([0])))
+    with pytest.raises(TransformError, match="img_shape None is not the frames' size"):
+        SkeletonGuidedCrop()({**dec, "img_shape": None})
+    with pytest.raises(TransformError, match="normalised"):
+        SkeletonGuidedCrop()({**dec, "keypoint": dec["keypoint"] / 64.0})
     r2 = SkeletonGuidedCrop()(DecodeFrames(root)(_results(tiny_videos, "c2_test1", frame_inds=np.array([0]))))
     assert r2["crop_fallback"] and r2["crop_box"].tolist() == [0, 0, 64, 48]
 

@@ -170,13 +170,18 @@ class SkeletonDataset(Dataset):
             "rng": self.rng_for(index, epoch),
         }
 
-    def __getitem__(self, item: "int | tuple[int, int]") -> dict[str, Any]:
+    def _index(self, item: "int | tuple[int, int]") -> tuple[int, int | None]:
+        """``(index, epoch)`` of ``dataset[index]`` or ``dataset[(index, epoch)]``, the index range-checked."""
         if isinstance(item, (tuple, list)):
             index, epoch = int(item[0]), int(item[1])
         else:
             index, epoch = int(item), None
         if not 0 <= index < len(self.samples):
             raise IndexError(f"index {index} out of range for {len(self.samples)} samples")
+        return index, epoch
+
+    def __getitem__(self, item: "int | tuple[int, int]") -> dict[str, Any]:
+        index, epoch = self._index(item)
         res = self.pipeline(self.results(index, epoch))
         kp, mask = res.get("keypoint"), res.get("mask")
         if kp is None or np.ndim(kp) != 5 or mask is None or np.ndim(mask) != 2:

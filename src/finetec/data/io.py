@@ -451,7 +451,7 @@ def split_by_actor(data: Mapping[str, Any], splits: Mapping[str, Iterable[Any]],
                    where: str = "annotations") -> dict[str, Any]:
     """A copy of ``data`` whose ``split`` is ``{name: [frame_dir of every annotation whose 'actor' is in ids]}``
     (e.g. ``{'train': [1..6], 'val': [7], 'test': [8, 9, 10], 'trainval': [1..7]}``; splits may overlap, as
-    PYSKL's trainval); an annotation without ``actor`` or an empty split is an error."""
+    PYSKL's trainval); an annotation without ``actor``, an actor id no annotation has or an empty split is an error."""
     ids = {name: {str(a) for a in actors} for name, actors in splits.items()}
     if not ids:
         raise AnnotationError(f"{where}: no splits given")
@@ -462,6 +462,11 @@ def split_by_actor(data: Mapping[str, Any], splits: Mapping[str, Iterable[Any]],
         for name, actors in ids.items():
             if str(ann["actor"]) in actors:
                 out[name].append(str(ann["frame_dir"]))
+    present = {str(a.get("actor")) for a in data["annotations"]}
+    unknown = {n: sorted(ids[n] - present) for n in ids if ids[n] - present}
+    if unknown:
+        raise AnnotationError(f"{where}: actor id(s) with no annotation: {unknown} (actors present: "
+                              f"{sorted(present, key=lambda a: (len(a), a))})")
     empty = [n for n, v in out.items() if not v]
     if empty:
         raise AnnotationError(f"{where}: split(s) {empty} got no annotation (actors {[sorted(ids[n]) for n in empty]})")

@@ -140,8 +140,9 @@ class DecodeFrames(_Repr):
     """Decode the frames ``frame_inds`` of the sample's video with PyAV (one decoder thread: DataLoader workers run
     in parallel).
 
-    The video must have at least ``total_frames`` frames (the skeleton's frame count) and the annotation's
-    ``img_shape``; a missing, unreadable or truncated video is a :class:`TransformError` naming the file.
+    The video must have exactly ``total_frames`` frames (the skeleton's frame count: from the container's exact count
+    when it has one, else counted by decoding) and the annotation's ``img_shape``; a missing, unreadable or
+    truncated video, or one whose frames are not the skeleton's, is a :class:`TransformError` naming the file.
 
     Required keys: frame_inds, frame_dir or filename, total_frames.
     Added keys: imgs ``[len(frame_inds), H, W, 3]`` uint8, video_path.
@@ -153,6 +154,11 @@ class DecodeFrames(_Repr):
         self.video_root = None if video_root is None else str(os.path.expanduser(str(video_root)))
         self.suffix = str(suffix)
 
+    @staticmethod
+    def _mismatch(results: Mapping[str, Any], path: Path, n: int, total: int, error: str | None = None) -> str:
+        return (f"{_tag(results, 'DecodeFrames')}: video {path} has {n} frames but the skeleton has {total}; the "
+                "skeleton must come from this video, frame by frame" + (f" ({error})" if error else ""))
+
     def __call__(self, results: dict) -> dict:
         from ..video.io import VideoError, VideoReader
 
@@ -160,19 +166,24 @@ class DecodeFrames(_Repr):
         _require(results, ["frame_inds", "total_frames"], who)
         inds = np.asarray(results["frame_inds"], dtype=np.int64)
         path = resolve_video_path(results, self.video_root, self.suffix)
-        need = int(inds.max()) + 1
+        total = int(results["total_frames"])
         frames: list[np.ndarray] = []
         try:
-            with VideoReader(path, threads=1, max_frames=need) as r:
-                frames = list(r)
+            with VideoReader(path, threads=1) as r:
+                exact = r.info.frames_exact
+                if exact and r.info.num_frames != total:  # the header's count: no need to decode to know
+                    raise TransformError(self._mismatch(results, path, r.info.num_frames, total))
+                # an exact count: decode only up to the last sampled frame; otherwise to the end, to count them
+                stop = int(inds.max()) + 1 if exact else None
+                for i, frame in enumerate(r):
+                    frames.append(frame)
+                    if stop is not None and i + 1 >= stop:
+                        break
                 error = r.error
         except VideoError as e:
             raise TransformError(f"{_tag(results, who)}: {e}") from e
-        total = int(results["total_frames"])
-        if len(frames) < need:
-            raise TransformError(f"{_tag(results, who)}: video {path} gave {len(frames)} frames but the skeleton has "
-                                 f"{total} and frame {need - 1} is needed"
-                                 + (f" ({error})" if error else ""))
+        if len(frames) <= int(inds.max()) or (not exact and len(frames) != total):
+            raise TransformError(self._mismatch(results, path, len(frames), total, error))
         imgs = np.stack(frames)[inds]
         shape = results.get("img_shape")
         if shape is not None and tuple(int(v) for v in shape) != imgs.shape[1:3]:
@@ -188,7 +199,8 @@ class DecodeFrames(_Repr):
 class SkeletonGuidedCrop(_Repr):
     """Crop every sampled frame to the clip's activity box (Eq. 1-2, :func:`activity_box`), one box for the clip.
 
-    Required keys: imgs, keypoint ``[M, T, V, C]`` (pixels, the whole clip), keypoint_score, mask (optional).
+    Required keys: imgs, keypoint ``[M, T, V, C]`` (pixels of these frames, the whole clip), img_shape (must be the
+    frames' size), keypoint_score, mask (optional). Normalised coordinates are refused.
     Modified keys: imgs. Added keys: crop_box ``[x1, y1, x2, y2]`` int pixels, crop_fallback (no joint observed:
     the full frame is kept).
     """
@@ -208,6 +220,17 @@ class SkeletonGuidedCrop(_Repr):
         kp = np.asarray(results["keypoint"])
         if kp.ndim != 4:
             raise TransformError(f"{_tag(results, who)}: keypoint must be [M, T, V, C], got {kp.shape}")
+        shape = results.get("img_shape")
+        if shape is None or tuple(int(v) for v in shape) != (H, W):
+            raise TransformError(f"{_tag(results, who)}: the skeleton's img_shape {shape} is not the frames' size "
+                                 f"{(H, W)}: its coordinates cannot be placed in the frames (pixel coordinates of "
+                                 "this video are needed)")
+        score = results.get("keypoint_score")
+        seen = (np.ones(kp.shape[:3], bool) if score is None else np.asarray(score) > 0) & \
+            np.isfinite(kp[..., :2]).all(-1)
+        if seen.any() and max(H, W) > 16 and np.abs(kp[..., :2][seen]).max() <= 1.5:
+            raise TransformError(f"{_tag(results, who)}: the joints lie within [-1.5, 1.5], i.e. normalised, not "
+                                 f"pixels of the {W}x{H} frames; crop before normalising")
         box, fallback = activity_box(kp, results.get("keypoint_score"), (H, W), self.alpha,
                                      results.get("mask"), self.min_size)
         x1, y1 = int(np.floor(box[0])), int(np.floor(box[1]))
@@ -333,12 +356,7 @@ class VideoDataset(SkeletonDataset):
         return res
 
     def __getitem__(self, item: "int | tuple[int, int]") -> dict[str, Any]:
-        if isinstance(item, (tuple, list)):
-            index, epoch = int(item[0]), int(item[1])
-        else:
-            index, epoch = int(item), None
-        if not 0 <= index < len(self.samples):
-            raise IndexError(f"index {index} out of range for {len(self.samples)} samples")
+        index, epoch = self._index(item)
         res = self.pipeline(self.results(index, epoch))
         imgs = res.get("imgs")
         if imgs is None or np.ndim(imgs) != 5 or np.shape(imgs)[2] != 3:

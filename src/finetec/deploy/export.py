@@ -517,8 +517,8 @@ def load_recognizer(ckpt: "str | os.PathLike") -> tuple[nn.Module, dict[str, Any
     missing = [k for k in ("num_classes", "layout", "in_channels") if meta.get(k) is None]
     if missing:
         raise ExportError(f"{ckpt}: the checkpoint's meta lacks {missing}")
-    model = build_model(model_config(cfg), num_classes=int(meta["num_classes"]), layout=meta["layout"],
-                        in_channels=int(meta["in_channels"]))
+    model = build_model(model_config(cfg, for_weights=True), num_classes=int(meta["num_classes"]),
+                        layout=meta["layout"], in_channels=int(meta["in_channels"]))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -143,14 +143,23 @@ def resolve_resume(resume: "str | os.PathLike | None", work_dir: "str | os.PathL
     return str(resume)
 
 
-def model_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+#: model options that only say where a fresh model's starting weights come from (e.g. ImageNet for ``tsm``)
+START_WEIGHT_OPTIONS = ("pretrained",)
+
+
+def model_config(cfg: Mapping[str, Any], *, for_weights: bool = False) -> dict[str, Any]:
     """The ``model`` section, plus ``num_person = data.num_person``, ``clip_len = data.clip_len`` and ``mode`` (the
-    corruption's frame layout) for models that take them and are not told."""
+    corruption's frame layout) for models that take them and are not told. ``for_weights``: the model is rebuilt to
+    load trained weights, so options naming starting weights (:data:`START_WEIGHT_OPTIONS`) are dropped (the file
+    they name need not exist where the trained model is used)."""
     import inspect
 
     from ..models import get_builder
 
     model = dict(cfg["model"])
+    if for_weights:
+        for k in START_WEIGHT_OPTIONS:
+            model.pop(k, None)
     try:
         params = inspect.signature(get_builder(model["name"])).parameters
     except KeyError:
@@ -363,8 +372,9 @@ def test(cfg: Mapping[str, Any], ckpt: "str | os.PathLike | None", levels: Seque
         if meta.get(key) is not None and meta[key] != have:
             raise CheckpointError(f"{ckpt}: weights were trained with {key}={meta[key]!r} but this config/data "
                                   f"gives {have!r}")
-    lit = LitRecognizer(model_config(cfg), num_classes=dm.num_classes, layout=dm.layout, in_channels=dm.in_channels,
-                        optim=cfg["optim"], classes=dm.classes, config=dict(cfg), input_key=dm.input_key)
+    lit = LitRecognizer(model_config(cfg, for_weights=True), num_classes=dm.num_classes, layout=dm.layout,
+                        in_channels=dm.in_channels, optim=cfg["optim"], classes=dm.classes, config=dict(cfg),
+                        input_key=dm.input_key)
     try:
         lit.model.load_state_dict(state, strict=True)
     except RuntimeError as e:
