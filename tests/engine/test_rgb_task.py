@@ -37,3 +37,16 @@ def test_rgb_config_errors(tiny_videos, tmp_path):
         load_config(None, ["task=rgb", "model.name=tsm"])  # test.levels defaults to every corruption level
     with pytest.raises(ConfigError, match="data.video.size"):
         _cfg(tiny_videos, tmp_path, "data.video.size=0")
+
+
+def test_trained_weights_do_not_need_the_imagenet_file(tiny_videos, tmp_path):
+    from finetec.engine.lit import build_model
+    from finetec.engine.runner import model_config
+
+    cfg = _cfg(tiny_videos, tmp_path, f"model.pretrained={tmp_path / 'gone.pth'}")
+    assert model_config(cfg)["pretrained"] == str(tmp_path / "gone.pth")  # training starts from it
+    mc = model_config(cfg, for_weights=True)
+    assert "pretrained" not in mc
+    assert build_model(mc, num_classes=3, layout="coco17", in_channels=3) is not None
+    with pytest.raises(FileNotFoundError):
+        build_model(model_config(cfg), num_classes=3, layout="coco17", in_channels=3)
