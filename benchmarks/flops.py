@@ -33,7 +33,7 @@ import torch
 
 from finetec.layouts import get_layout
 from finetec.models import create_model, get_builder, list_models
-from finetec.utils.flops import model_cost
+from finetec.models.cost import model_cost
 from finetec.utils.io import atomic_write_text
 
 NUM_CLASSES = 99  # Gym99, the paper's fine-grained benchmark
