@@ -125,13 +125,21 @@ def test_tricky_ops_export_to_onnx_and_torchscript(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- parity
-SKELETON_MODELS = [n for n in list_models() if n != "tsm"]  # tsm takes video frames: refused, tested below
+SKELETON_MODELS = [n for n in list_models() if n != "tsm"]  # tsm takes video frames: tested below
 
 
-def test_rgb_models_are_refused_clearly(tmp_path):
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_rgb_model_exports_with_dynamic_batch_and_time(fmt, tmp_path):
+    torch.manual_seed(0)
     m = create_model("tsm", 5, "coco17", 3, width="slim")
-    with pytest.raises(ex.ExportError, match="RGB .* not supported yet"):
-        ex.export_onnx(m, tmp_path / "tsm.onnx", clip_len=T)
+    path = tmp_path / f"tsm.{fmt}"
+    export = ex.export_onnx if fmt == "onnx" else ex.export_torchscript
+    spec = export(m, path, clip_len=8, image_size=32)
+    assert spec["kind"] == "rgb" and spec["inputs"][0]["shape"] == ["batch", "time", 3, 32, 32]
+    res = ex.check_parity(m, path, clip_len=8, image_size=32, batches=(1, 3), times=(8, 5))
+    assert res["ok"] and res["max_abs_diff"] < 1e-4, res
+    if fmt == "onnx":
+        assert _dims(onnx.load(str(path)).graph.input[0]) == ["batch", "time", 3, 32, 32]
 
 
 @pytest.mark.parametrize("name", SKELETON_MODELS)

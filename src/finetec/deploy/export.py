@@ -142,18 +142,26 @@ def _fixed_clip_len(model: nn.Module) -> int | None:
     return None
 
 
-def input_spec(model: nn.Module, *, clip_len: int, num_person: int = 2) -> dict[str, Any]:
+def input_spec(model: nn.Module, *, clip_len: int, num_person: int = 2, image_size: int = 112) -> dict[str, Any]:
     """Names, shapes (``'batch'`` / ``'time'`` for dynamic dims), dtypes of the deployable model's inputs/outputs.
 
     ``model`` is a deployable model (:func:`deployable`); ``clip_len`` is T of the traced input (a model with a
-    ``clip_len`` attribute accepts only that T).
+    ``clip_len`` attribute accepts only that T). RGB models (``input_kind = 'rgb'``) take frames
+    ``[N, T, 3, image_size, image_size]`` (``num_person`` does not apply).
     """
-    for what, v in (("clip_len", clip_len), ("num_person", num_person)):
+    for what, v in (("clip_len", clip_len), ("num_person", num_person), ("image_size", image_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ExportError(f"input_spec: {what} must be a positive int, got {v!r}")
+    num_classes = getattr(model, "num_classes", None)
+    outputs = [{"name": "logits", "shape": ["batch", num_classes], "dtype": "float32",
+                "description": "class logits [N, num_classes] (no softmax)"}]
     if getattr(model, "input_kind", "skeleton") == "rgb":
-        raise ExportError(f"{type(model).__name__}: exporting RGB (video-frame) models is not supported yet; only "
-                          "skeleton recognizers export to ONNX / TorchScript")
+        return {"kind": "rgb",
+                "inputs": [{"name": "x", "shape": ["batch", "time", 3, image_size, image_size], "dtype": "float32",
+                            "description": "RGB frames [N, T, 3, H, W], pixel values 0..255 (cropped and resized as "
+                                           "in training; the model normalises)"}],
+                "outputs": outputs, "clip_len": clip_len, "num_person": None, "image_size": image_size,
+                "dynamic_time": True, "time_dim": 1}
     V, C = _model_dims(model)
     fixed = _fixed_clip_len(model)
     if fixed is not None and fixed != clip_len:
@@ -169,11 +177,11 @@ def input_spec(model: nn.Module, *, clip_len: int, num_person: int = 2) -> dict[
         inputs.append({"name": "mask", "shape": ["batch", time], "dtype": "bool",
                        "description": f"valid frames [N, T] (True = frame present, all True for a clean clip"
                                       f"{layout})"})
-    num_classes = getattr(model, "num_classes", None)
     return {
+        "kind": "skeleton",
         "inputs": inputs,
-        "outputs": [{"name": "logits", "shape": ["batch", num_classes], "dtype": "float32",
-                     "description": "class logits [N, num_classes] (no softmax)"}],
+        "outputs": outputs,
+        "time_dim": 2,
         "clip_len": clip_len,
         "num_person": num_person,
         "num_joints": V,
@@ -186,10 +194,13 @@ def example_inputs(spec: Mapping[str, Any], *, batch: int = 2, clip_len: int | N
                    seed: int = 0) -> tuple[torch.Tensor, ...]:
     """Seeded random inputs following ``spec``: coordinates uniform in [-1, 1], scores in [0.05, 1], about 10% of
     the joints missing (0, score 0); with a mask input, a valid prefix of random length per sample (compact
-    layout: the frames after it are zero)."""
+    layout: the frames after it are zero). RGB specs: frames uniform in [0, 255]."""
     T = int(clip_len if clip_len is not None else spec["clip_len"])
-    M, V, C = spec["num_person"], spec["num_joints"], spec["in_channels"]
     g = torch.Generator().manual_seed(int(seed))
+    if spec.get("kind") == "rgb":
+        S = spec["image_size"]
+        return (torch.rand(batch, T, 3, S, S, generator=g) * 255,)
+    M, V, C = spec["num_person"], spec["num_joints"], spec["in_channels"]
     x = torch.rand(batch, M, T, V, C, generator=g) * 2 - 1
     if C >= 3:
         x[..., 2] = 0.05 + 0.95 * torch.rand(batch, M, T, V, generator=g)
@@ -365,10 +376,10 @@ def _bool_where_as_logic(proto: Any) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- export
-def _prepare(model: nn.Module, clip_len: int, num_person: int) -> tuple[nn.Module, dict[str, Any],
-                                                                        tuple[torch.Tensor, ...]]:
+def _prepare(model: nn.Module, clip_len: int, num_person: int, image_size: int = 112
+             ) -> tuple[nn.Module, dict[str, Any], tuple[torch.Tensor, ...]]:
     m = deployable(model)
-    spec = input_spec(m, clip_len=clip_len, num_person=num_person)
+    spec = input_spec(m, clip_len=clip_len, num_person=num_person, image_size=image_size)
     args = example_inputs(spec, batch=2)
     name = getattr(m, "name", type(m).__name__)
     try:
@@ -391,7 +402,8 @@ def _check_opset(opset: int) -> int:
 
 
 def export_onnx(model: nn.Module, path: "str | os.PathLike", *, clip_len: int, num_person: int = 2,
-                opset: int = DEFAULT_OPSET, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                opset: int = DEFAULT_OPSET, metadata: Mapping[str, Any] | None = None,
+                image_size: int = 112) -> dict[str, Any]:
     """Export the deployable ``model`` to ONNX at ``path`` (atomically); returns the input spec.
 
     ``metadata`` (JSON-able) is stored in the model's ``metadata_props`` under ``finetec``, with the spec.
@@ -399,11 +411,11 @@ def export_onnx(model: nn.Module, path: "str | os.PathLike", *, clip_len: int, n
     import onnx
 
     opset = _check_opset(opset)
-    m, spec, args = _prepare(model, clip_len, num_person)
+    m, spec, args = _prepare(model, clip_len, num_person, image_size)
     names = [i["name"] for i in spec["inputs"]]
     dyn: dict[str, dict[int, str]] = {"x": {0: "batch"}, "logits": {0: "batch"}}
     if spec["dynamic_time"]:
-        dyn["x"][2] = "time"
+        dyn["x"][spec["time_dim"]] = "time"
     if "mask" in names:
         dyn["mask"] = {0: "batch", **({1: "time"} if spec["dynamic_time"] else {})}
     buf = io.BytesIO()
@@ -423,12 +435,12 @@ def export_onnx(model: nn.Module, path: "str | os.PathLike", *, clip_len: int, n
 
 
 def export_torchscript(model: nn.Module, path: "str | os.PathLike", *, clip_len: int, num_person: int = 2,
-                       metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                       metadata: Mapping[str, Any] | None = None, image_size: int = 112) -> dict[str, Any]:
     """Trace the deployable ``model`` to TorchScript at ``path`` (atomically); returns the input spec.
 
     ``metadata`` and the spec are stored in the archive as the extra file ``finetec.json``.
     """
-    m, spec, args = _prepare(model, clip_len, num_person)
+    m, spec, args = _prepare(model, clip_len, num_person, image_size)
     try:
         with exportable_ops():
             traced = torch.jit.trace(m, args, check_trace=False)
@@ -450,7 +462,7 @@ def _detect_format(path: Path) -> str:
 
 def check_parity(model: nn.Module, path: "str | os.PathLike", *, clip_len: int, num_person: int = 2,
                  atol: float = 1e-4, batches: Sequence[int] = (1, 3), times: Sequence[int] | None = None,
-                 seed: int = 0, fmt: str | None = None) -> dict[str, Any]:
+                 seed: int = 0, fmt: str | None = None, image_size: int = 112) -> dict[str, Any]:
     """Run the exported file (onnxruntime / ``torch.jit.load``) and the PyTorch model on the same seeded random
     inputs; returns ``{'format', 'atol', 'max_abs_diff', 'ok', 'cases': [{'batch', 'time', 'max_abs_diff'}]}``.
 
@@ -464,7 +476,7 @@ def check_parity(model: nn.Module, path: "str | os.PathLike", *, clip_len: int, 
     if fmt not in FORMATS:
         raise ExportError(f"check_parity: format must be one of {FORMATS}, got {fmt!r}")
     m = deployable(model)
-    spec = input_spec(m, clip_len=clip_len, num_person=num_person)
+    spec = input_spec(m, clip_len=clip_len, num_person=num_person, image_size=image_size)
     if times is None:
         times = [spec["clip_len"]] + ([spec["clip_len"] + 3] if spec["dynamic_time"] else [])
     elif not spec["dynamic_time"] and any(int(t) != spec["clip_len"] for t in times):
@@ -701,15 +713,19 @@ def export_checkpoint(ckpt: "str | os.PathLike", fmt: str = "onnx", out: "str | 
         raise ExportError("--opset applies to --format onnx only")
     model, meta, cfg = load_recognizer(ckpt)
     out = Path(out) if out is not None else default_output(ckpt, fmt)
-    T = int(clip_len if clip_len is not None else cfg["data"]["clip_len"])
+    video = cfg["data"].get("video") or {}
+    rgb = cfg.get("task") == "rgb"
+    default_T = int(video["num_segments"]) * int(video["frames_per_segment"]) if rgb else cfg["data"]["clip_len"]
+    T = int(clip_len if clip_len is not None else default_T)
     M = int(cfg["data"].get("num_person", 2))
+    S = int(video.get("size", 112))
     info = {"model": cfg["model"].get("name"), "layout": meta.get("layout"), "classes": meta.get("classes")}
     if fmt == "onnx":
         opset = DEFAULT_OPSET if opset is None else opset
-        spec = export_onnx(model, out, clip_len=T, num_person=M, opset=opset, metadata=info)
+        spec = export_onnx(model, out, clip_len=T, num_person=M, opset=opset, metadata=info, image_size=S)
     else:
-        spec = export_torchscript(model, out, clip_len=T, num_person=M, metadata=info)
-    parity = check_parity(model, out, clip_len=T, num_person=M, atol=atol, fmt=fmt)
+        spec = export_torchscript(model, out, clip_len=T, num_person=M, metadata=info, image_size=S)
+    parity = check_parity(model, out, clip_len=T, num_person=M, atol=atol, fmt=fmt, image_size=S)
     if not parity["ok"]:
         with contextlib.suppress(FileNotFoundError):
             out.unlink()

@@ -32,13 +32,21 @@ __all__ = ["MotionAttention", "TemporalAggregation", "STAA", "STAA_MODES"]
 STAA_MODES = ("staa", "ma")
 
 
+def check_num_frames(num_frames: "int | torch.Tensor", where: str) -> None:
+    """A positive int (or, while tracing for export, the 0-dim integer tensor a traced size becomes)."""
+    if isinstance(num_frames, torch.Tensor) and num_frames.dim() == 0 and not num_frames.is_floating_point() \
+            and torch.jit.is_tracing():
+        return
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+        raise ValueError(f"{where}: num_frames must be a positive int, got {num_frames!r}")
+
+
 def _clips(x: torch.Tensor, num_frames: int, where: str) -> torch.Tensor:
     """``[N*T, C, H, W]`` -> the view ``[N, T, C, H, W]`` (clear errors for a wrong shape or ``T``)."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{where}: input must be a [N*T, C, H, W] tensor, got {shape}")
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
-        raise ValueError(f"{where}: num_frames must be a positive int, got {num_frames!r}")
+    check_num_frames(num_frames, where)
     if x.shape[0] % num_frames != 0 or x.shape[0] == 0:
         raise ValueError(f"{where}: the batch dimension {x.shape[0]} of {tuple(x.shape)} is not a positive multiple "
                          f"of num_frames={num_frames}")

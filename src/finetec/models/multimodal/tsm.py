@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ...layouts import Layout
 from ..registry import register_model
-from .staa import STAA, STAA_MODES
+from .staa import STAA, STAA_MODES, check_num_frames
 
 __all__ = ["TSM_WIDTHS", "temporal_shift", "Bottleneck", "TSMResNet50", "load_torchvision_resnet50", "build_tsm"]
 
@@ -48,8 +48,7 @@ def temporal_shift(x: torch.Tensor, num_frames: int, shift_div: int = 8) -> torc
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"temporal_shift: input must be a [N*T, C, H, W] tensor, got {shape}")
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
-        raise ValueError(f"temporal_shift: num_frames must be a positive int, got {num_frames!r}")
+    check_num_frames(num_frames, "temporal_shift")
     if x.shape[0] % num_frames or x.shape[0] == 0:
         raise ValueError(f"temporal_shift: the batch dimension {x.shape[0]} of {tuple(x.shape)} is not a positive "
                          f"multiple of num_frames={num_frames}")
