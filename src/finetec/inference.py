@@ -61,6 +61,10 @@ class Predictor:
             model, meta, cfg = load_recognizer(ckpt)
         except ExportError as e:
             raise CheckpointError(str(e)) from e
+        if getattr(model, "input_kind", "skeleton") != "skeleton":
+            raise CheckpointError(f"{ckpt}: a {model.input_kind!r} model ({cfg['model'].get('name')})"
+                                  "; the Predictor answers skeleton sequences only. Evaluate RGB models with "
+                                  "`finetec test` and fuse their scores with `finetec ensemble fuse`")
         self.model = (model.inference_model() if hasattr(model, "inference_model") else model).eval()
         if callable(getattr(self.model, "fuse_for_inference", None)):
             self.model.fuse_for_inference()  # folded BatchNorm / cached graphs: same outputs up to rounding

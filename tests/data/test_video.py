@@ -126,14 +126,24 @@ def test_decode_frames_reads_the_sampled_frames(tiny_videos):
     assert np.array_equal(imgs[1], imgs[2])
 
 
+def test_decode_frames_accepts_a_skeleton_that_is_a_prefix_of_its_video(tiny_videos):
+    # `finetec data extract --max-frames 5` keeps the video's first 5 frames: they are the skeleton's frames
+    root = tiny_videos.parent / "videos"
+    whole = DecodeFrames(root)(_results(tiny_videos, frame_inds=np.arange(10)))["imgs"]
+    r = DecodeFrames(root)(_results(tiny_videos, frame_inds=np.array([4, 0, 2]), total_frames=5))
+    assert np.array_equal(r["imgs"], whole[[4, 0, 2]])
+
+
 def test_decode_frames_errors_name_the_file(tiny_videos):
     root = tiny_videos.parent / "videos"
     with pytest.raises(TransformError, match="nope.mp4: no such file"):
         DecodeFrames(root)(_results(tiny_videos, frame_inds=np.array([0]), filename="nope.mp4"))
-    # a skeleton longer or shorter than its video (a truncated or wrong video, another fps): whatever is sampled
-    for total, inds in ((30, [0]), (30, [29]), (5, [0, 4])):
+    # a skeleton longer than its video (a truncated or wrong video, another fps): whatever is sampled
+    for total, inds in ((30, [0]), (30, [29]), (11, [0, 4])):
         with pytest.raises(TransformError, match=rf"has 10 frames but the skeleton has {total}"):
             DecodeFrames(root)(_results(tiny_videos, frame_inds=np.array(inds), total_frames=total))
+    with pytest.raises(TransformError, match="within the skeleton's 5 frames"):
+        DecodeFrames(root)(_results(tiny_videos, frame_inds=np.array([0, 5]), total_frames=5))
     with pytest.raises(TransformError, match="img_shape"):
         DecodeFrames(root)(_results(tiny_videos, frame_inds=np.array([0]), img_shape=(480, 640)))
     bad = root / "bad.mp4"

@@ -7,7 +7,9 @@ import pytest
 
 from finetec.engine import test as run_test
 from finetec.engine import train
+from finetec.engine.checkpoint import CheckpointError
 from finetec.engine.config import ConfigError, load_config
+from finetec.inference import Predictor
 
 
 def _cfg(tiny_videos, tmp_path, *extra):
@@ -30,6 +32,9 @@ def test_train_and_test_rgb(tiny_videos, tmp_path):
     assert again["clean"]["top1"] == pytest.approx(m["top1"])
     with pytest.raises(ValueError, match="clean video only"):
         run_test(cfg, out["ckpt"], ["severe"])
+    # the skeleton Predictor refuses an RGB checkpoint at load, naming the way to evaluate it
+    with pytest.raises(CheckpointError, match="'rgb' model .*skeleton sequences only.*finetec test"):
+        Predictor(out["ckpt"])
 
 
 def test_rgb_config_errors(tiny_videos, tmp_path):

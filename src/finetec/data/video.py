@@ -140,9 +140,11 @@ class DecodeFrames(_Repr):
     """Decode the frames ``frame_inds`` of the sample's video with PyAV (one decoder thread: DataLoader workers run
     in parallel).
 
-    The video must have exactly ``total_frames`` frames (the skeleton's frame count: from the container's exact count
-    when it has one, else counted by decoding) and the annotation's ``img_shape``; a missing, unreadable or
-    truncated video, or one whose frames are not the skeleton's, is a :class:`TransformError` naming the file.
+    The skeleton's ``total_frames`` frames must be the video's first frames: the video may be longer (``finetec data
+    extract --max-frames`` keeps a prefix, and so does an extraction that stopped at a decode error) but not shorter,
+    and its frames must have the annotation's ``img_shape``. Only frames up to the last sampled one are decoded. A
+    missing, unreadable or truncated video, or one shorter than the skeleton, is a :class:`TransformError` naming
+    the file.
 
     Required keys: frame_inds, frame_dir or filename, total_frames.
     Added keys: imgs ``[len(frame_inds), H, W, 3]`` uint8, video_path.
@@ -155,7 +157,7 @@ class DecodeFrames(_Repr):
         self.suffix = str(suffix)
 
     @staticmethod
-    def _mismatch(results: Mapping[str, Any], path: Path, n: int, total: int, error: str | None = None) -> str:
+    def _short(results: Mapping[str, Any], path: Path, n: int, total: int, error: str | None = None) -> str:
         return (f"{_tag(results, 'DecodeFrames')}: video {path} has {n} frames but the skeleton has {total}; the "
                 "skeleton must come from this video, frame by frame" + (f" ({error})" if error else ""))
 
@@ -165,25 +167,28 @@ class DecodeFrames(_Repr):
         who = type(self).__name__
         _require(results, ["frame_inds", "total_frames"], who)
         inds = np.asarray(results["frame_inds"], dtype=np.int64)
-        path = resolve_video_path(results, self.video_root, self.suffix)
         total = int(results["total_frames"])
+        if inds.size == 0 or inds.min() < 0 or inds.max() >= total:
+            raise TransformError(f"{_tag(results, who)}: frame_inds must be non-empty and within the skeleton's "
+                                 f"{total} frames")
+        path = resolve_video_path(results, self.video_root, self.suffix)
         frames: list[np.ndarray] = []
         try:
             with VideoReader(path, threads=1) as r:
-                exact = r.info.frames_exact
-                if exact and r.info.num_frames != total:  # the header's count: no need to decode to know
-                    raise TransformError(self._mismatch(results, path, r.info.num_frames, total))
-                # an exact count: decode only up to the last sampled frame; otherwise to the end, to count them
-                stop = int(inds.max()) + 1 if exact else None
+                if r.info.frames_exact and r.info.num_frames < total:  # the header's count: no need to decode to know
+                    raise TransformError(self._short(results, path, r.info.num_frames, total))
+                # an exact count: decode only up to the last sampled frame; otherwise all the skeleton's frames, to
+                # know the video has them (the video may go on: the skeleton is its prefix)
+                stop = int(inds.max()) + 1 if r.info.frames_exact else total
                 for i, frame in enumerate(r):
                     frames.append(frame)
-                    if stop is not None and i + 1 >= stop:
+                    if i + 1 >= stop:
                         break
                 error = r.error
         except VideoError as e:
             raise TransformError(f"{_tag(results, who)}: {e}") from e
-        if len(frames) <= int(inds.max()) or (not exact and len(frames) != total):
-            raise TransformError(self._mismatch(results, path, len(frames), total, error))
+        if len(frames) < stop:
+            raise TransformError(self._short(results, path, len(frames), total, error))
         imgs = np.stack(frames)[inds]
         shape = results.get("img_shape")
         if shape is not None and tuple(int(v) for v in shape) != imgs.shape[1:3]:

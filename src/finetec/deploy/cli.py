@@ -83,7 +83,8 @@ def add_commands(subparsers: Any) -> None:
                    help="output file (default: next to the checkpoint, <stem>.onnx or <stem>.torchscript.pt)")
     p.add_argument("--opset", type=_positive_int, default=None, help="ONNX opset (default 17; 11..20)")
     p.add_argument("--clip-len", type=_positive_int, default=None,
-                   help="T of the traced input (default: the config's data.clip_len)")
+                   help="T of the traced input (default: the config's data.clip_len; for RGB models "
+                        "data.video.num_segments x frames_per_segment)")
     p.add_argument("--atol", type=_positive_float, default=1e-4,
                    help="parity tolerance on the logits (default 1e-4)")
     p.set_defaults(func=_cmd_export)
