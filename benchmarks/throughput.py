@@ -17,11 +17,16 @@ relative to the plain reference measured in the same run, and relative to the PY
 (ST-GCN 47.8, ST-GCN++ 41.9, CTR-GCN 37.5, AAGCN 35.5 training sequences/s; 9.4 / 20.2 / 25.5 / 20.2 ms latency;
 fp32, T=48, N=16, coco17, C=3, M=1).
 
+With ``--mmaction2 DIR`` the standard-width ST-GCN, ST-GCN++ and AAGCN are also timed as MMAction2's own code (its
+port of PYSKL's; ``mmaction2_ref.py`` loads it from an unpacked wheel), in the same alternating windows, and a second
+table sets ours against it.
+
 Usage::
 
     python benchmarks/throughput.py                 # full table (about 10-15 min on 2 cores)
     python benchmarks/throughput.py --quick         # T=48 only, fewer windows
     python benchmarks/throughput.py --models stgcn --widths standard --out results/throughput.csv
+    python benchmarks/throughput.py --quick --widths standard --mmaction2 /tmp/mm/src   # vs MMAction2's own code
     python benchmarks/throughput.py --finetec       # FineTec vs its GCN backbone (forward cost ratio)
     python benchmarks/throughput.py --sfhead --models ctrgcn   # backbone vs + SF-Head inline / auxiliary
 
@@ -486,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--lat-runs", type=int, default=50)
     ap.add_argument("--no-reference", action="store_true", help="skip the plain reference implementations")
+    ap.add_argument("--mmaction2", metavar="DIR",
+                    help="also time MMAction2's own ST-GCN / ST-GCN++ / AAGCN from an unpacked mmaction2 under DIR "
+                         "(benchmarks/mmaction2_ref.py says how to get it)")
     ap.add_argument("--quick", action="store_true", help="T=48 only, 3 windows of 2 steps, 20 latency runs")
     ap.add_argument("--out", help="also write the rows as CSV here")
     ap.add_argument("--finetec", action="store_true", help="only FineTec vs its ST-GCN++ backbone")
@@ -502,6 +510,13 @@ def main(argv: list[str] | None = None) -> int:
           f"mkldnn {info['mkldnn']}; batch {args.batch}, M={args.persons}, layout {args.layout} (V={V}), "
           f"C={args.in_channels}; load average at start {load0}\n", flush=True)
 
+    mm_build = None
+    if args.mmaction2:
+        import mmaction2_ref
+
+        if args.layout not in mmaction2_ref.LAYOUTS:
+            ap.error(f"--mmaction2 knows layouts {sorted(mmaction2_ref.LAYOUTS)}, got {args.layout!r}")
+        mm_build = mmaction2_ref.load(args.mmaction2)
     rows: list[dict[str, Any]] = []
     common = dict(batch=args.batch, persons=args.persons, V=V, C=args.in_channels, num_classes=args.num_classes,
                   windows=args.windows, steps=args.steps, lat_runs=args.lat_runs)
@@ -522,6 +537,9 @@ def main(argv: list[str] | None = None) -> int:
                                                    in_channels=args.in_channels, width=width)}
                     if width == "standard" and not args.no_reference:
                         models["ref"] = RefRecognizer(name, args.layout, args.num_classes, args.in_channels)
+                    if width == "standard" and mm_build is not None and name in mmaction2_ref.kinds:
+                        models["mm"] = mm_build(name, mmaction2_ref.LAYOUTS[args.layout], args.num_classes,
+                                                args.in_channels, args.persons)
                     res = measure(models, T=T, bf16=bf16, **common)
                     r = res["ours"]
                     row: dict[str, Any] = {"model": name, "width": width, "dtype": dt, "T": T,
@@ -529,13 +547,21 @@ def main(argv: list[str] | None = None) -> int:
                     if "ref" in res:
                         row["ref_params"] = sum(p.numel() for p in models["ref"].parameters())
                         row.update({f"ref_{k}": v for k, v in res["ref"].items()})
+                    if "mm" in res:
+                        row["mm_params"] = sum(p.numel() for p in models["mm"].parameters())
+                        row.update({f"mm_{k}": v for k, v in res["mm"].items()})
                     rows.append(row)
                     print(f"  {name:8s} {width:8s} {dt:4s} T={T:<3d} train {r['train']:6.1f}/s  infer "
                           f"{r['infer']:6.1f}/s  latency {r['lat_median_ms']:6.2f} ms"
                           + (f"   | plain ref: train {row['ref_train']:6.1f}/s latency {row['ref_lat_median_ms']:6.2f}"
-                             " ms" if "ref_train" in row else ""), flush=True)
+                             " ms" if "ref_train" in row else "")
+                          + (f"   | MMAction2: train {row['mm_train']:6.1f}/s latency {row['mm_lat_median_ms']:6.2f} ms"
+                             if "mm_train" in row else ""), flush=True)
     print()
     print(render_table(rows))
+    if any("mm_train" in r for r in rows):
+        print("\nAgainst MMAction2's own implementations, timed in the same windows:\n")
+        print(render_mm_table(rows))
     print(f"\nload average at end {_load()} (start {load0}); throughputs are best-of-{args.windows} windows of "
           f"{args.steps} steps, latency the median of {args.lat_runs} calls.")
     if args.out:
@@ -571,6 +597,27 @@ def render_table(rows: list[dict[str, Any]]) -> str:
             f"{r['train'] / rt:.2f}x" if rt else "", f"{r['lat_median_ms'] / rl:.2f}x" if rl else "",
             f"{pt} / {pl}" if pt else "",
             f"{r['train'] / pt:.2f}x" if pt else "", f"{r['lat_median_ms'] / pl:.2f}x" if pl else "",
+        ]) + " |")
+    return "\n".join(lines)
+
+
+def render_mm_table(rows: list[dict[str, Any]]) -> str:
+    """Ours vs MMAction2's implementation of the same network; bf16 rows are also set against MMAction2 in fp32 (the
+    precision PYSKL trains in), which is what the speed targets compare."""
+    fp32 = {(r["model"], r["T"]): r for r in rows if "mm_train" in r and r["dtype"] == "fp32"}
+    lines = ["| model | dtype | T | params ours / MMAction2 | train seq/s ours / MMAction2 | train ratio | train vs "
+             "MMAction2 fp32 | latency ms ours / MMAction2 | latency ratio | latency vs MMAction2 fp32 |",
+             "|" + "|".join(["---"] * 10) + "|"]
+    for r in rows:
+        if "mm_train" not in r:
+            continue
+        f = fp32.get((r["model"], r["T"]))
+        lines.append("| " + " | ".join([
+            r["model"], r["dtype"], str(r["T"]), f"{r['params'] / 1e6:.2f}M / {r['mm_params'] / 1e6:.2f}M",
+            f"{r['train']:.1f} / {r['mm_train']:.1f}", f"{r['train'] / r['mm_train']:.2f}x",
+            f"{r['train'] / f['mm_train']:.2f}x" if f else "",
+            f"{r['lat_median_ms']:.2f} / {r['mm_lat_median_ms']:.2f}", f"{r['lat_median_ms'] / r['mm_lat_median_ms']:.2f}x",
+            f"{r['lat_median_ms'] / f['mm_lat_median_ms']:.2f}x" if f else "",
         ]) + " |")
     return "\n".join(lines)
 
