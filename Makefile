@@ -23,7 +23,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 $(POSE_STAMP): pyproject.toml
 	$(PY) -m venv $(POSE_VENV)
 	$(POSE_VENV)/bin/pip install --upgrade pip >/dev/null
-	$(POSE_VENV)/bin/pip install 'numpy<2' 'mediapipe==0.10.21' 'jax==0.7.1' 'jaxlib==0.7.1' 'opencv-contrib-python==4.11.0.86' 'av>=12' 'pyyaml>=6' 'tqdm>=4.60'
+	$(POSE_VENV)/bin/pip install 'numpy<2' 'mediapipe==0.10.21' 'jax==0.7.1' 'jaxlib==0.7.1' 'opencv-contrib-python==4.11.0.86' 'av>=14' 'pyyaml>=6' 'tqdm>=4.60'
 	$(POSE_VENV)/bin/pip install --no-deps -e .
 	touch $(POSE_STAMP)
 

@@ -105,3 +105,49 @@ def test_real_florence_clip(data_root):
     assert v.frames.shape == (27, 480, 640, 3) and v.error is None
     assert v.fps == pytest.approx(20.0)
     assert 20 < v.frames.mean() < 235  # a real image, not blank
+
+
+def _write_rotated(path: Path, degrees: float, n: int = 4) -> Path:
+    """Stored 64 x 32 frames, black with a white band over the left 8 columns, and a display rotation."""
+    c = av.open(str(path), "w")
+    s = c.add_stream("mpeg4", rate=10)
+    s.width, s.height, s.pix_fmt = 64, 32, "yuv420p"
+    s.set_display_rotation(degrees)
+    img = np.zeros((32, 64, 3), np.uint8)
+    img[:, :8] = 255
+    for _ in range(n):
+        for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            c.mux(p)
+    for p in s.encode():
+        c.mux(p)
+    c.close()
+    return path
+
+
+@pytest.mark.parametrize("degrees, shape, band", [
+    (-90, (64, 32), "top"),  # a portrait phone clip: shown turned a quarter clockwise, the left edge goes up
+    (90, (64, 32), "bottom"),  # a quarter counter-clockwise: the left edge goes down
+    (180, (32, 64), "right"),
+])
+def test_display_rotation_is_applied(tmp_path, degrees, shape, band):
+    path = _write_rotated(tmp_path / "r.mp4", degrees)
+    info = probe_video(path)
+    assert info.rotation == degrees and info.img_shape == shape
+    v = read_video(path)
+    assert v.frames.shape == (4, *shape, 3) and v.frames.flags.c_contiguous
+    bright = v.frames[0].mean(-1) > 128
+    where = {"top": bright[:8].all() and not bright[-8:].any(), "bottom": bright[-8:].all() and not bright[:8].any(),
+             "right": bright[:, -8:].all() and not bright[:, :8].any()}
+    assert where[band]
+    with VideoReader(path, autorotate=False) as r:  # as stored
+        raw = list(r)
+        assert r.info.rotation == 0 and r.info.img_shape == (32, 64)
+    assert raw[0].shape == (32, 64, 3) and (raw[0][:, :8].mean(-1) > 128).all()
+
+
+def test_rotation_that_is_not_a_quarter_turn_is_refused(tmp_path):
+    path = _write_rotated(tmp_path / "r.mp4", 30)
+    with pytest.raises(VideoError, match=r"r\.mp4: display rotation of (29|30) degrees is not a multiple of 90"):
+        probe_video(path)
+    with VideoReader(path, autorotate=False) as r:
+        assert len(list(r)) == 4

@@ -9,7 +9,10 @@ and records where in :attr:`VideoReader.error` (``on_error='keep'``, the default
 :class:`VideoDecodeError` carrying ``frames_read`` (``on_error='raise'``). A stream that ends quietly before the
 frame count in its header (a truncated file) is reported the same way.
 
-Choices: frames are returned as stored (rotation metadata is not applied); ``num_frames`` is the container's frame
+Choices: frames are returned upright: a display rotation in the video's metadata (a portrait phone clip stores
+landscape frames and a rotation of -90) is applied, as players and FFmpeg's command line do (``autorotate=False``
+gives the frames as stored; a rotation that is not a multiple of 90 degrees is an error naming the file).
+``width``/``height``/``img_shape`` are those of the returned frames. ``num_frames`` is the container's frame
 count, or ``round(duration * fps)`` where the container has none (``frames_exact`` says which); a stream that
 ends more than 10% short of such an estimate is reported as truncated.
 """
@@ -55,6 +58,7 @@ class VideoInfo:
     num_frames: int
     frames_exact: bool
     codec: str
+    rotation: int = 0  # degrees counter-clockwise applied to the stored frames to show them upright (0 / 90 / 180 / -90)
 
     @property
     def img_shape(self) -> tuple[int, int]:
@@ -66,7 +70,7 @@ def _av() -> Any:
     try:
         import av
     except ImportError as e:  # pragma: no cover - av is a declared dependency of the video extra
-        raise VideoError("reading videos needs PyAV: pip install 'finetec[video]' (or av>=12)") from e
+        raise VideoError("reading videos needs PyAV: pip install 'finetec[video]' (or av>=14)") from e
     return av
 
 
@@ -79,11 +83,12 @@ class VideoReader:
 
     ``with VideoReader(path) as r: for frame in r: ...``; afterwards ``r.frames_read`` counts the frames and
     ``r.error`` is ``None`` or says where and why decoding stopped early. ``threads``: decoder threads (0 lets
-    FFmpeg choose). ``max_frames`` stops after that many frames (not an error).
+    FFmpeg choose). ``max_frames`` stops after that many frames (not an error). ``autorotate`` applies the
+    metadata's display rotation (read from the first frame, decoded when the reader opens).
     """
 
     def __init__(self, path: "str | os.PathLike", *, on_error: str = "keep", threads: int = 0,
-                 max_frames: int | None = None) -> None:
+                 max_frames: int | None = None, autorotate: bool = True) -> None:
         if on_error not in ("keep", "raise"):
             raise ValueError(f"on_error must be 'keep' or 'raise', got {on_error!r}")
         if max_frames is not None and max_frames < 1:
@@ -111,13 +116,33 @@ class VideoReader:
             self._stream.thread_type = "AUTO"
             if threads:
                 self._stream.thread_count = int(threads)
-            self.info = self._make_info()
+            self._decoder = self._container.decode(self._stream)
+            self._first: Any = None  # the first frame, decoded to read the rotation; or the error decoding it
+            try:
+                self._first = next(self._decoder)
+            except StopIteration:
+                self._first = None
+            except _ffmpeg_errors(av) as e:
+                self._first = e
+            self.info = self._make_info(self._rotation(self._first) if autorotate else 0)
         except BaseException:
             self._container.close()
             raise
         self._started = False
 
-    def _make_info(self) -> VideoInfo:
+    def _rotation(self, frame: Any) -> int:
+        """The display rotation of ``frame`` (degrees counter-clockwise), a multiple of 90; 0 without one."""
+        if frame is None or isinstance(frame, BaseException):
+            return 0
+        angle = float(getattr(frame, "rotation", 0) or 0)
+        k = round(angle / 90)
+        if abs(angle - 90 * k) > 1.0:
+            raise VideoError(f"video {self.path}: display rotation of {angle:g} degrees is not a multiple of 90; "
+                             "re-encode the video upright, or read it with autorotate=False")
+        r = (90 * k) % 360
+        return r - 360 if r > 180 else r
+
+    def _make_info(self, rotation: int = 0) -> VideoInfo:
         s = self._stream
         ctx = s.codec_context
         if ctx is None:
@@ -137,7 +162,9 @@ class VideoReader:
             elif self._container.duration is not None:
                 dur = self._container.duration / 1_000_000
             n = int(round(dur * fps)) if dur and fps else 0
-        return VideoInfo(self.path, width, height, fps, n, exact, str(ctx.name))
+        if rotation in (90, -90):
+            width, height = height, width
+        return VideoInfo(self.path, width, height, fps, n, exact, str(ctx.name), rotation)
 
     # ------------------------------------------------------------------ iteration
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -145,12 +172,17 @@ class VideoReader:
             raise RuntimeError(f"video {self.path}: a VideoReader can be iterated once")
         self._started = True
         av = self._av
-        decoder = self._container.decode(self._stream)
+        k = self.info.rotation // 90
+        first, self._first = self._first, None
         while True:
             if self.max_frames is not None and self.frames_read >= self.max_frames:
                 return
             try:
-                frame = next(decoder)
+                if isinstance(first, BaseException):
+                    raise first
+                frame = first if self.frames_read == 0 else next(self._decoder)
+                if frame is None:
+                    break
                 rgb = frame.to_ndarray(format="rgb24")
             except StopIteration:
                 break
@@ -158,7 +190,7 @@ class VideoReader:
                 self._stopped(f"decode error at frame {self.frames_read} ({type(e).__name__}: {e})")
                 return
             self.frames_read += 1
-            yield rgb
+            yield np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
         n = self.info.num_frames
         if self.max_frames is not None and self.frames_read >= self.max_frames:
             return
