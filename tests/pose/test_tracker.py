@@ -60,12 +60,30 @@ def test_tracker_keeps_identity_and_marks_missing():
 
 
 def test_tracker_gate_widens_while_lost():
-    tr = SingleTracker(max_shift=0.5)
+    tr = SingleTracker(max_shift=0.5, max_gate=2.0)
     tr.update([person(0, 0, 30, 40)])  # diagonal 50, centre (15, 20)
     jumped = person(60, 0, 90, 40)  # centre moved 60 = 1.2 diagonals, no overlap
     assert tr.update([jumped]) is None  # gate 0.5 * (1 + 0)
     assert tr.update([jumped]) is None  # gate 0.5 * (1 + 1) = 1.0 < 1.2
     assert tr.update([jumped]) is jumped  # gate 0.5 * (1 + 2) = 1.5
+
+
+def test_tracker_gate_stops_widening_and_refuses_another_size():
+    tr = SingleTracker(max_shift=0.5, max_gate=2.0)
+    tr.update([person(0, 0, 30, 40)])  # diagonal 50, centre (15, 20)
+    far = person(135, 0, 165, 40)  # same size, centre 120 px = 2.4 diagonals away
+    for lost in range(10):  # gate 0.5 * (1 + lost) passes 2.4 at lost 4, but is capped at 2.0
+        assert tr.update([far]) is None and tr.lost == lost + 1
+    assert tr.box == (0.0, 0.0, 30.0, 40.0)
+    near_tiny = person(40, 10, 52, 26)  # 0.6 diagonals away, but its diagonal is 20 / 50 = 0.4 of the track's
+    near_big = person(20, 0, 95, 100)  # 1.0 diagonal away (IoU 0.05), diagonal 125 / 50 = 2.5
+    assert tr.update([near_tiny, near_big]) is None
+    same = person(45, 0, 75, 40)  # 0.9 diagonals, same size
+    assert tr.update([near_tiny, same, near_big]) is same and tr.lost == 0
+    with pytest.raises(ValueError, match="max_gate"):
+        SingleTracker(max_shift=1.0, max_gate=0.5)
+    with pytest.raises(ValueError, match="max_scale"):
+        SingleTracker(max_scale=0.5)
 
 
 def test_user_box_chooses_the_person():

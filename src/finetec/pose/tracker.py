@@ -6,8 +6,10 @@ the box the user gave for the first frame (as the FineTec paper's Gym288 pipelin
 
 Choices: a candidate continues the track when its keypoint box overlaps the reference with IoU >= ``min_iou``
 (the best-overlapping one wins); failing that, the nearest candidate whose box centre lies within
-``max_shift * (1 + lost)`` reference-box diagonals (``lost`` = frames since the last match, so the gate widens
-while the person is missing and a re-appearing person is picked up again). With no reference yet (no user box,
+``min(max_shift * (1 + lost), max_gate)`` reference-box diagonals (``lost`` = frames since the last match, so the
+gate widens while the person is missing and a re-appearing person is picked up again, but not without bound: after
+a long loss someone across the frame is not the tracked person) and whose box diagonal is within a factor
+``max_scale`` of the reference's (a person much nearer or farther from the camera is someone else). With no reference yet (no user box,
 nobody seen), the largest person (box area) starts the track. Boxes are tight boxes around joints scored above
 ``joint_thr``; the track box is the last accepted box, without smoothing. :meth:`SingleTracker.roi` gives the
 region to search next (the reference box scaled by ``roi_scale * (1 + 0.5 * lost)``, clipped to the frame), which
@@ -29,11 +31,17 @@ class SingleTracker:
     """Keep one person across frames; ``box`` is an optional first-frame box ``(x1, y1, x2, y2)`` in pixels."""
 
     def __init__(self, box: Box | None = None, *, min_iou: float = 0.2, max_shift: float = 0.5,
-                 joint_thr: float = 0.1, min_score: float = 0.0, roi_scale: float = 1.5) -> None:
+                 max_gate: float = 1.0, max_scale: float = 2.0, joint_thr: float = 0.1, min_score: float = 0.0,
+                 roi_scale: float = 1.5) -> None:
         if not 0.0 < min_iou <= 1.0:
             raise ValueError(f"SingleTracker: min_iou must be in (0, 1], got {min_iou}")
         if max_shift < 0:
             raise ValueError(f"SingleTracker: max_shift must be >= 0, got {max_shift}")
+        if max_gate < max_shift:
+            raise ValueError(f"SingleTracker: max_gate must be >= max_shift ({max_shift}), got {max_gate}")
+        if max_scale < 1.0:
+            raise ValueError(f"SingleTracker: max_scale must be >= 1, got {max_scale}")
+        self.max_gate, self.max_scale = float(max_gate), float(max_scale)
         if roi_scale < 1.0:
             raise ValueError(f"SingleTracker: roi_scale must be >= 1, got {roi_scale}")
         self.min_iou, self.max_shift = float(min_iou), float(max_shift)
@@ -78,8 +86,11 @@ class SingleTracker:
         diag = float(np.hypot(ref[2] - ref[0], ref[3] - ref[1]))
         c = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
         dist = np.linalg.norm(c - centre, axis=1) / max(diag, 1e-9)
+        scale = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / max(diag, 1e-9)
+        ok = (scale <= self.max_scale) & (scale >= 1.0 / self.max_scale)
+        dist = np.where(ok, dist, np.inf)
         near = int(np.argmin(dist))
-        if dist[near] <= self.max_shift * (1 + self.lost):
+        if dist[near] <= min(self.max_shift * (1 + self.lost), self.max_gate):
             return int(idx[near])
         return None
 
