@@ -23,7 +23,8 @@ from .data.sample import SampleError, SkeletonSample
 from .data.transforms import build_pipeline, default_pipeline
 from .layouts import convert_keypoints, get_layout
 
-__all__ = ["Prediction", "Predictor", "WindowResult", "StreamRecognizer", "FrameStream"]
+__all__ = ["Prediction", "Predictor", "RGBPredictor", "open_predictor", "fused_predictions", "WindowResult",
+           "StreamRecognizer", "FrameStream"]
 
 
 @dataclass
@@ -53,18 +54,17 @@ class Predictor:
         batch_size: sequences per forward pass in :meth:`predict`.
     """
 
-    def __init__(self, ckpt: "str | os.PathLike", num_clips: int | None = None, batch_size: int = 32) -> None:
-        from .deploy.export import ExportError, load_recognizer
+    input_kind = "skeleton"
+
+    def __init__(self, ckpt: "str | os.PathLike", num_clips: int | None = None, batch_size: int = 32,
+                 loaded: tuple[Any, dict, dict] | None = None) -> None:
         from .engine.checkpoint import CheckpointError
 
-        try:  # the one checkpoint -> recognizer loader (config inside the weights, strict load)
-            model, meta, cfg = load_recognizer(ckpt)
-        except ExportError as e:
-            raise CheckpointError(str(e)) from e
+        model, meta, cfg = loaded or _load_recognizer(ckpt)
         if getattr(model, "input_kind", "skeleton") != "skeleton":
             raise CheckpointError(f"{ckpt}: a {model.input_kind!r} model ({cfg['model'].get('name')})"
-                                  "; the Predictor answers skeleton sequences only. Evaluate RGB models with "
-                                  "`finetec test` and fuse their scores with `finetec ensemble fuse`")
+                                  "; the Predictor answers skeleton sequences only: use RGBPredictor (or "
+                                  "open_predictor, which picks the right one)")
         self.model = (model.inference_model() if hasattr(model, "inference_model") else model).eval()
         if callable(getattr(self.model, "fuse_for_inference", None)):
             self.model.fuse_for_inference()  # folded BatchNorm / cached graphs: same outputs up to rounding
@@ -134,6 +134,118 @@ class Predictor:
         order = np.argsort(-sc, axis=1)[:, :k]
         return [Prediction(s.id, sc[i], [(self.classes[j], float(sc[i, j])) for j in order[i]], int(s.label))
                 for i, s in enumerate(samples)]
+
+
+def _load_recognizer(ckpt: "str | os.PathLike") -> tuple[Any, dict, dict]:
+    from .deploy.export import ExportError, load_recognizer
+    from .engine.checkpoint import CheckpointError
+
+    try:  # the one checkpoint -> recognizer loader (config inside the weights, strict load)
+        return load_recognizer(ckpt)
+    except ExportError as e:
+        raise CheckpointError(str(e)) from e
+
+
+class RGBPredictor:
+    """A trained RGB recognizer (config ``task: rgb``, e.g. ``tsm``) answering for videos paired with their skeletons.
+
+    Each item is a PYSKL annotation dict; its video is ``filename`` (absolute, or relative to ``video_root``) or
+    ``<video_root>/<frame_dir><suffix>``, and its skeleton guides the crop when the model was trained with it
+    (``data.video.crop``). The clips are the config's test clips (``data.num_clips_test``), sampled, cropped and
+    resized as evaluation does; the softmax is averaged over them.
+
+    Args:
+        ckpt: ``model.pth`` / Lightning ``.ckpt`` of a ``task: rgb`` run.
+        num_clips: test clips per video (default: the config's).
+        batch_size: videos per forward pass.
+        video_root: where relative video names are found (default: the config's ``data.video.root``).
+    """
+
+    input_kind = "rgb"
+
+    def __init__(self, ckpt: "str | os.PathLike", num_clips: int | None = None, batch_size: int = 4,
+                 video_root: "str | os.PathLike | None" = None, loaded: tuple[Any, dict, dict] | None = None) -> None:
+        from .data.video import video_pipeline
+        from .engine.checkpoint import CheckpointError
+
+        model, meta, cfg = loaded or _load_recognizer(ckpt)
+        if getattr(model, "input_kind", "skeleton") != "rgb":
+            raise CheckpointError(f"{ckpt}: a skeleton model ({cfg['model'].get('name')}); use Predictor")
+        self.model = model.eval()
+        self.layout = get_layout(meta["layout"])
+        self.num_classes = int(meta["num_classes"])
+        classes = meta.get("classes")
+        self.classes = [str(c) for c in classes] if classes else [str(i) for i in range(self.num_classes)]
+        d, v = cfg["data"], cfg["data"]["video"]
+        self.num_clips = int(num_clips or d["num_clips_test"])
+        self.batch_size = int(batch_size)
+        self.seed = int(cfg.get("test", {}).get("seed", 0))
+        self.config, self.ckpt = cfg, str(ckpt)
+        root = video_root if video_root is not None else v.get("root")
+        self.pipeline = video_pipeline(
+            num_segments=int(v["num_segments"]), frames_per_segment=int(v["frames_per_segment"]),
+            num_clips=self.num_clips, test_mode=True, video_root=root, suffix=str(v["suffix"]), size=int(v["size"]),
+            crop=bool(v["crop"]), alpha=float(v["alpha"]), min_box=float(v["min_box"]), flip=False)
+
+    @torch.inference_mode()
+    def scores(self, items: Sequence[Mapping[str, Any]], layout: str | None = None) -> np.ndarray:
+        """Softmax scores ``[N, K]`` of the annotation dicts ``items`` (each with its video), in input order."""
+        from .data.video import VideoDataset
+
+        if not items:
+            return np.zeros((0, self.num_classes), np.float32)
+        ds = VideoDataset({"annotations": [dict(a) for a in items], "split": {}, "meta": {}}, None, self.pipeline,
+                          layout=layout or self.layout.name, seed=self.seed, test_mode=True, require_labels=False,
+                          name="prediction input")
+        out = []
+        for i in range(0, len(ds), self.batch_size):  # batches of videos
+            x = torch.stack([ds[j]["imgs"] for j in range(i, min(i + self.batch_size, len(ds)))])
+            n, nc = x.shape[:2]
+            logits = self.model(x.flatten(0, 1))
+            out.append(logits.float().softmax(-1).view(n, nc, -1).mean(1).numpy())
+        return np.concatenate(out)
+
+
+def open_predictor(ckpt: "str | os.PathLike", **kwargs: Any) -> "Predictor | RGBPredictor":
+    """The predictor a checkpoint needs: :class:`RGBPredictor` for an RGB model, else :class:`Predictor`.
+    ``video_root`` is passed to RGB predictors only."""
+    loaded = _load_recognizer(ckpt)
+    video_root = kwargs.pop("video_root", None)
+    if getattr(loaded[0], "input_kind", "skeleton") == "rgb":
+        return RGBPredictor(ckpt, loaded=loaded, video_root=video_root, **kwargs)
+    return Predictor(ckpt, loaded=loaded, **kwargs)
+
+
+def fused_predictions(predictors: Sequence["Predictor | RGBPredictor"], items: Sequence[Mapping[str, Any]],
+                      weights: Sequence[float] | None = None, topk: int = 5,
+                      layout: str | None = None) -> tuple[list[Prediction], list[np.ndarray]]:
+    """Eq. 14 score fusion of several trained models (skeleton streams and/or RGB) on the same annotation dicts.
+
+    Returns the fused predictions and each model's scores ``[N, K]``. The models must share their classes (same
+    names, same order); weights default to equal and are normalised (:func:`~finetec.models.multimodal.fusion.
+    score_fusion`).
+    """
+    from .models.multimodal.fusion import score_fusion
+
+    if not predictors:
+        raise ValueError("fused_predictions: no model given")
+    first = predictors[0]
+    for p in predictors[1:]:
+        if p.classes != first.classes:
+            raise ValueError(f"{p.ckpt} and {first.ckpt} do not share their classes ({p.num_classes} vs "
+                             f"{first.num_classes}, or other names / order); their scores cannot be fused")
+    per = []
+    for p in predictors:
+        if isinstance(p, RGBPredictor):
+            per.append(p.scores(items, layout=layout))
+        else:
+            per.append(p.scores([p.to_sample(a, layout) for a in items]))
+    fused = score_fusion(per, weights) if len(per) > 1 else per[0].astype(np.float64)
+    k = max(1, min(int(topk), first.num_classes))
+    order = np.argsort(-fused, axis=1)[:, :k]
+    preds = [Prediction(str(a.get("frame_dir", i)), fused[i], [(first.classes[j], float(fused[i, j])) for j in order[i]],
+                        int(a.get("label", -1))) for i, a in enumerate(items)]
+    return preds, per
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 ::
 
-    finetec predict INPUT --ckpt PATH [--topk 5] [--out result.json] [--index I | --frame-dir NAME]
+    finetec predict INPUT --ckpt PATH [--ckpt PATH ...] [--weights W ...] [--topk 5] [--out result.json]
+                    [--index I | --frame-dir NAME] [--video-root DIR]
     finetec stream VIDEO --ckpt PATH [--window T] [--stride S] [--box X1,Y1,X2,Y2] [--out windows.json]
 
 ``INPUT`` is a video (poses extracted with MediaPipe in the pose environment, frames without a person kept
@@ -10,6 +11,10 @@ missing), a keypoint JSON (COCO keypoint results file, or an OpenPose per-frame 
 when the file does not say it) or a PYSKL pickle (every sample, or one). ``stream`` reads the video's poses from a
 child process as they are estimated (:mod:`finetec.pose.stream`) and recognizes every ``--stride`` frames over the
 last ``--window`` frames, printing each window's label and recognition latency.
+
+Several ``--ckpt`` (skeleton streams and/or RGB models, e.g. TSM trained with ``task: rgb``) are fused with Eq. 14 of
+the multimodal paper (``--weights``, one per checkpoint, default equal). An RGB model reads each sample's video: the
+INPUT video itself, or for a pickle the entries' ``filename`` / ``<frame_dir><suffix>`` under ``--video-root``.
 """
 
 from __future__ import annotations
@@ -89,7 +94,10 @@ def load_input(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | No
                                     box=args.box)
         return [ann], "coco17"
     if path.suffix.lower() in VIDEO_SUFFIXES:
-        return _video_annotations(path, args.box), "coco17"
+        anns = _video_annotations(path, args.box)
+        for a in anns:  # the skeleton's video, for RGB models
+            a["filename"] = str(path.resolve())
+        return anns, "coco17"
     from .data.io import load_annotations
 
     data = load_annotations(path)
@@ -106,34 +114,64 @@ def load_input(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | No
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .inference import Predictor
-    from .utils.io import atomic_write_text
+    import numpy as np
 
     from .data.sample import SampleError
+    from .inference import Predictor, fused_predictions, open_predictor
+    from .utils.io import atomic_write_text
 
-    predictor = Predictor(args.ckpt)
+    from .models.multimodal.fusion import fusion_weights
+
+    ckpts = list(args.ckpt)
+    if args.weights is not None and len(args.weights) != len(ckpts):
+        raise InputError(f"--weights: one per --ckpt ({len(ckpts)}), got {len(args.weights)}")
+    try:
+        lam = fusion_weights(args.weights, len(ckpts), "--weights")
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    predictors = [open_predictor(c, video_root=args.video_root) for c in ckpts]
+    for c, p in zip(ckpts[1:], predictors[1:]):
+        if p.classes != predictors[0].classes:
+            raise InputError(f"{c} and {ckpts[0]} do not share their classes ({p.num_classes} vs "
+                             f"{predictors[0].num_classes}, or other names / order); their scores cannot be fused")
     anns, layout = load_input(args)
+    skeleton = [p for p in predictors if isinstance(p, Predictor)]
     usable, empty = [], []
     for a in anns:  # a clip in which pose estimation found nobody has no answer; the others still get theirs
         try:
-            usable.append(predictor.to_sample(a, layout))
+            for p in skeleton:
+                p.to_sample(a, layout)
+            usable.append(a)
         except SampleError as e:
             if len(anns) == 1:
                 raise
             empty.append({"id": str(a.get("frame_dir", "?")), "topk": [], "error": str(e)})
             print(f"{a.get('frame_dir', '?')}: (no answer: {e})")
-    preds = predictor.predict(usable, topk=args.topk)
-    for p in preds:
+    preds, per = fused_predictions(predictors, usable, weights=lam, topk=args.topk, layout=layout)
+    classes = predictors[0].classes
+    for i, p in enumerate(preds):
+        alone = ("   [" + ", ".join(f"{m.input_kind}: {classes[int(sc[i].argmax())]}" for m, sc in zip(predictors, per))
+                 + "]") if len(predictors) > 1 else ""
         print(f"{p.id}: " + ", ".join(f"{c} {prob:.3f}" for c, prob in p.topk)
-              + (f"   (label: {predictor.classes[p.label]})" if 0 <= p.label < len(predictor.classes) else ""))
-    labelled = [p for p in preds if p.label >= 0]
+              + (f"   (label: {classes[p.label]})" if 0 <= p.label < len(classes) else "") + alone)
+    labelled = [i for i, p in enumerate(preds) if p.label >= 0]
     if len(labelled) > 1:
-        acc = sum(int(p.scores.argmax() == p.label) for p in labelled) / len(labelled)
-        print(f"top-1 on the {len(labelled)} labelled samples: {acc:.3f}")
+        y = np.array([preds[i].label for i in labelled])
+        acc = float((np.stack([preds[i].scores for i in labelled]).argmax(1) == y).mean())
+        line = f"top-1 on the {len(labelled)} labelled samples: {acc:.3f}"
+        if len(predictors) > 1:
+            line += " fused (" + ", ".join(f"{m.input_kind} {float((sc[labelled].argmax(1) == y).mean()):.3f}"
+                                           for m, sc in zip(predictors, per)) + ")"
+        print(line)
     if args.out:
-        atomic_write_text(args.out, json.dumps({"ckpt": str(args.ckpt), "input": str(args.input),
-                                                "predictions": [p.as_dict() for p in preds] + empty}, indent=2)
-                           + "\n")
+        out = {"ckpt": [str(c) for c in ckpts] if len(ckpts) > 1 else str(ckpts[0]), "input": str(args.input),
+               "predictions": [p.as_dict() for p in preds] + empty}
+        if len(ckpts) > 1:
+            out["weights"] = [float(w) for w in lam]
+            for d, i in zip(out["predictions"], range(len(preds))):
+                d["per_model"] = [{"ckpt": str(c), "input": m.input_kind, "top1": classes[int(sc[i].argmax())],
+                                   "scores": [float(v) for v in sc[i]]} for c, m, sc in zip(ckpts, predictors, per)]
+        atomic_write_text(args.out, json.dumps(out, indent=2) + "\n")
     return 0
 
 
@@ -222,7 +260,13 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("predict", help="top-k classes of a video, keypoint JSON or pickle",
                        description="Print the top-k classes (probabilities) of INPUT with a trained recognizer.")
     p.add_argument("input", metavar="INPUT", help="video, COCO keypoint JSON, OpenPose JSON folder or PYSKL pickle")
-    p.add_argument("--ckpt", required=True, help="model.pth written by `finetec train` (or a Lightning .ckpt)")
+    p.add_argument("--ckpt", required=True, action="append",
+                   help="model.pth written by `finetec train` (or a Lightning .ckpt); repeat it to fuse several "
+                        "models (skeleton streams, RGB) with Eq. 14")
+    p.add_argument("--weights", type=float, nargs="+", default=None, metavar="W",
+                   help="fusion weights, one per --ckpt (default: equal)")
+    p.add_argument("--video-root", default=None, help="pickle + RGB model: folder of the entries' videos "
+                   "(default: the RGB config's data.video.root)")
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--out", default=None, help="also write the predictions as JSON here")
     p.add_argument("--index", type=int, default=None, help="pickle: only this sample")

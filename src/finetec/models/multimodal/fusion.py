@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["score_fusion", "fused_prediction", "fit_fusion_weights", "simplex_grid"]
+__all__ = ["fusion_weights", "score_fusion", "fused_prediction", "fit_fusion_weights", "simplex_grid"]
 
 
 def _stack(scores: Sequence[np.ndarray], where: str) -> np.ndarray:
@@ -33,7 +33,8 @@ def _stack(scores: Sequence[np.ndarray], where: str) -> np.ndarray:
     return np.stack(arrs)
 
 
-def _weights(weights: Sequence[float] | None, n: int, where: str) -> np.ndarray:
+def fusion_weights(weights: Sequence[float] | None, n: int, where: str = "fusion_weights") -> np.ndarray:
+    """The lambda_n of Eq. 14: ``weights`` (default equal) checked and normalised to sum to 1, ``[n]`` float64."""
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
     if w.shape != (n,):
         raise ValueError(f"{where}: {n} score arrays but {w.size} weights")
@@ -46,7 +47,7 @@ def score_fusion(scores: Sequence[np.ndarray], weights: Sequence[float] | None =
     """``sum_n lambda_n S_n`` (Eq. 14) of per-modality class probabilities ``S_n [N, K]``; weights default to equal
     and are normalised to sum to 1. Returns the fused scores ``[N, K]`` float64."""
     S = _stack(scores, "score_fusion")
-    lam = _weights(weights, len(S), "score_fusion")
+    lam = fusion_weights(weights, len(S), "score_fusion")
     return np.einsum("n,nik->ik", lam, S)  # Eq. 14 (the sum)
 
 
