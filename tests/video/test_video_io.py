@@ -14,20 +14,27 @@ from finetec.video import VideoDecodeError, VideoError, VideoReader, probe_video
 COLOURS = np.array([[200, 30, 30], [30, 200, 30], [30, 30, 200]], dtype=np.uint8)
 
 
-def write_video(path: Path, n: int = 12, w: int = 64, h: int = 48, fps: int = 10) -> Path:
-    """Frame i is colour COLOURS[i % 3] plus fixed zero-mean texture (mpeg4, lossy but close on average)."""
+def encode(path: Path, frames: np.ndarray, fps: int = 10, rotation: float | None = None) -> Path:
+    """mpeg4 video of ``frames [T, H, W, 3]`` uint8, with a display rotation (degrees counter-clockwise) if given."""
     c = av.open(str(path), "w")
     s = c.add_stream("mpeg4", rate=fps)
-    s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-    texture = np.random.default_rng(0).integers(-25, 26, (n, h, w, 1))  # payload dominates the headers
-    for i in range(n):
-        img = (COLOURS[i % 3].astype(np.int64) + texture[i]).clip(0, 255).astype(np.uint8)
+    s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+    if rotation is not None:
+        s.set_display_rotation(rotation)
+    for img in frames:
         for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
             c.mux(p)
     for p in s.encode():
         c.mux(p)
     c.close()
     return path
+
+
+def write_video(path: Path, n: int = 12, w: int = 64, h: int = 48, fps: int = 10) -> Path:
+    """Frame i is colour COLOURS[i % 3] plus fixed zero-mean texture (mpeg4, lossy but close on average)."""
+    texture = np.random.default_rng(0).integers(-25, 26, (n, h, w, 1))  # payload dominates the headers
+    frames = (COLOURS[np.arange(n) % 3][:, None, None].astype(np.int64) + texture).clip(0, 255).astype(np.uint8)
+    return encode(path, frames, fps)
 
 
 def test_read_video_frames_and_info(tmp_path):
@@ -109,19 +116,9 @@ def test_real_florence_clip(data_root):
 
 def _write_rotated(path: Path, degrees: float, n: int = 4) -> Path:
     """Stored 64 x 32 frames, black with a white band over the left 8 columns, and a display rotation."""
-    c = av.open(str(path), "w")
-    s = c.add_stream("mpeg4", rate=10)
-    s.width, s.height, s.pix_fmt = 64, 32, "yuv420p"
-    s.set_display_rotation(degrees)
-    img = np.zeros((32, 64, 3), np.uint8)
-    img[:, :8] = 255
-    for _ in range(n):
-        for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
-    return path
+    frames = np.zeros((n, 32, 64, 3), np.uint8)
+    frames[:, :, :8] = 255
+    return encode(path, frames, rotation=degrees)
 
 
 @pytest.mark.parametrize("degrees, shape, band", [
